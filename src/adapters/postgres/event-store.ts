@@ -1,0 +1,214 @@
+import type pg from 'pg';
+import { monotonicFactory } from 'ulid';
+import { z } from 'zod';
+import { EventCatalogue } from '../../domain/events/catalogue.ts';
+import { contentHash } from '../../domain/events/hash-chain.ts';
+import { EventMetadataSchema, type EventMetadata } from '../../domain/events/metadata.ts';
+import { StreamIdSchema } from '../../domain/streams.ts';
+import { parseField, ValidationError } from '../../domain/validation.ts';
+import {
+  EventIdConflictError,
+  WrongExpectedVersionError,
+  type AppendResult,
+  type EventStore,
+  type ExpectedVersion,
+  type LogCursor,
+  type NewEvent,
+  type ReadAllOptions,
+  type ReadStreamOptions,
+  type RecordedEvent,
+  type SubscribeOptions,
+} from '../../ports/event-store.ts';
+import type { AppendSignal, LogNotifier } from './log-notifier.ts';
+
+const UlidSchema = z.string().regex(/^[0-9A-HJKMNP-TV-Z]{26}$/, 'must be a ULID (26 Crockford base-32 characters)');
+const ExpectedVersionSchema = z.union([
+  z.number().int().nonnegative(),
+  z.enum(['no_stream', 'stream_exists', 'any']),
+]);
+const MaxCountSchema = z.number().int().positive().max(100_000);
+
+const EXPECTED_CODES: Record<Exclude<ExpectedVersion, number>, number> = { any: -1, no_stream: -2, stream_exists: -3 };
+
+const COLUMNS = `global_position, transaction_id, stream_id, stream_version, event_id, event_type, schema_version, data, metadata, recorded_at, hash`;
+
+type EventRow = [number, string, string, number, string, string, number, unknown, EventMetadata, Date, string];
+
+export interface PostgresEventStoreOptions {
+  readonly catalogue: EventCatalogue;
+  readonly notifier?: LogNotifier;
+  readonly appendSignal?: AppendSignal;
+  /** How long a subscriber waits for a notification before it polls anyway. */
+  readonly pollIntervalMs?: number;
+}
+
+export class PostgresEventStore implements EventStore {
+  private readonly newId = monotonicFactory();
+  private readonly catalogue: EventCatalogue;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly options: PostgresEventStoreOptions,
+  ) {
+    this.catalogue = options.catalogue;
+  }
+
+  async append(
+    streamId: string,
+    events: readonly NewEvent[],
+    options: { expectedVersion?: ExpectedVersion } = {},
+  ): Promise<AppendResult> {
+    parseField(StreamIdSchema, streamId, 'streamId');
+    const expected = parseField(ExpectedVersionSchema, options.expectedVersion ?? 'any', 'expectedVersion');
+    if (events.length === 0) throw new ValidationError([{ path: 'events', message: 'must hold at least one event' }]);
+
+    const recordedAt = new Date().toISOString();
+    const seen = new Set<string>();
+    const payload = events.map((event, index) => {
+      const id = event.id === undefined ? this.newId() : parseField(UlidSchema, event.id, `events[${index}].id`);
+      if (seen.has(id)) throw new ValidationError([{ path: `events[${index}].id`, message: `duplicates the id of an earlier event in the batch (${id})` }]);
+      seen.add(id);
+      const valid = this.catalogue.validate(event.type, event.data, `events[${index}]`);
+      const metadata = parseField(EventMetadataSchema, event.metadata ?? {}, `events[${index}].metadata`);
+      const content = { id, streamId, type: valid.type, schemaVersion: valid.schemaVersion, data: valid.data, metadata, recordedAt };
+      return { ...content, contentHash: contentHash(content) };
+    });
+
+    const expectedCode = typeof expected === 'number' ? expected : EXPECTED_CODES[expected];
+    let rows: [string, number, number, string, boolean][];
+    try {
+      const result = await this.pool.query<[string, number, number, string, boolean]>({
+        name: 'ledger_append',
+        text: 'SELECT * FROM ledger_append($1, $2, $3)',
+        values: [streamId, expectedCode, JSON.stringify(payload)],
+        rowMode: 'array',
+      });
+      rows = result.rows;
+    } catch (error) {
+      throw translateAppendError(error, streamId, expected, [...seen]);
+    }
+
+    const alreadyStored = rows[0]![4];
+    if (!alreadyStored) this.options.appendSignal?.appended();
+    const last = rows[rows.length - 1]!;
+    return {
+      streamId,
+      nextExpectedVersion: last[1],
+      events: rows.map(([id, streamVersion, globalPosition]) => ({ id, streamVersion, globalPosition })),
+      lastCursor: { transactionId: last[3], position: last[2] },
+      alreadyStored,
+    };
+  }
+
+  async readStream(streamId: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {
+    parseField(StreamIdSchema, streamId, 'streamId');
+    const maxCount = parseField(MaxCountSchema, options.maxCount ?? 100_000, 'maxCount');
+    const backwards = options.direction === 'backwards';
+    const from = options.fromVersion ?? (backwards ? Number.MAX_SAFE_INTEGER : 1);
+    parseField(z.number().int().nonnegative(), from, 'fromVersion');
+    const result = await this.pool.query<EventRow>({
+      name: backwards ? 'ledger_read_stream_backwards' : 'ledger_read_stream',
+      text: backwards
+        ? `SELECT ${COLUMNS} FROM events WHERE stream_id = $1 AND stream_version <= $2 ORDER BY stream_version DESC LIMIT $3`
+        : `SELECT ${COLUMNS} FROM events WHERE stream_id = $1 AND stream_version >= $2 ORDER BY stream_version LIMIT $3`,
+      values: [streamId, from, maxCount],
+      rowMode: 'array',
+    });
+    return result.rows.map((row) => this.decode(row));
+  }
+
+  /**
+   * Global order without skips. global_position comes from a sequence, so a transaction can commit
+   * a lower position after a reader has already seen a higher one; reading by position alone would
+   * skip it forever. Instead (as Emmett does) every event stores its writer's transaction id, and a
+   * reader sees only events whose transaction id is below the oldest transaction still running
+   * (pg_snapshot_xmin of the current snapshot): that prefix of the log is final, nothing can be
+   * added to it any more. Within it the order is (transaction_id, global_position), and the
+   * cursor is that same pair; ordering by one key and continuing from another would lose events.
+   * A long-running writing transaction delays readers (never skips them); keep transactions short.
+   */
+  async readAll(options: ReadAllOptions = {}): Promise<RecordedEvent[]> {
+    const maxCount = parseField(MaxCountSchema, options.maxCount ?? 1000, 'maxCount');
+    const after = options.after ?? null;
+    const result = await this.pool.query<EventRow>({
+      name: 'ledger_read_all',
+      text: `SELECT ${COLUMNS} FROM events
+              WHERE (transaction_id, global_position) > ($1::xid8, $2::bigint)
+                AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+              ORDER BY transaction_id, global_position
+              LIMIT $3`,
+      values: [after?.transactionId ?? '0', after?.position ?? 0, maxCount],
+      rowMode: 'array',
+    });
+    return result.rows.map((row) => this.decode(row));
+  }
+
+  async *subscribe(options: SubscribeOptions = {}): AsyncGenerator<RecordedEvent> {
+    const { notifier, pollIntervalMs = 500 } = this.options;
+    const maxCount = options.maxCount ?? 500;
+    let after = options.after ?? null;
+    while (!options.signal?.aborted) {
+      const mark = notifier?.mark() ?? 0;
+      const page = await this.readAll({ after, maxCount });
+      for (const event of page) {
+        if (options.signal?.aborted) return;
+        yield event;
+        after = { transactionId: event.transactionId, position: event.globalPosition };
+      }
+      if (page.length < maxCount) {
+        if (notifier) await notifier.wait(pollIntervalMs, mark, options.signal);
+        else await sleep(pollIntervalMs, options.signal);
+      }
+    }
+  }
+
+  async head(): Promise<LogCursor | null> {
+    const result = await this.pool.query<[string, number]>({
+      name: 'ledger_head',
+      text: `SELECT transaction_id, global_position FROM events
+              WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+              ORDER BY transaction_id DESC, global_position DESC LIMIT 1`,
+      rowMode: 'array',
+    });
+    const row = result.rows[0];
+    return row ? { transactionId: row[0], position: row[1] } : null;
+  }
+
+  private decode(row: EventRow): RecordedEvent {
+    const [globalPosition, transactionId, streamId, streamVersion, id, type, storedVersion, data, metadata, recordedAt, hash] = row;
+    const valid = this.catalogue.upcast(type, storedVersion, data, `stream ${streamId} version ${streamVersion}`);
+    return {
+      id,
+      streamId,
+      streamVersion,
+      globalPosition,
+      transactionId,
+      type,
+      schemaVersion: valid.schemaVersion,
+      data: valid.data,
+      metadata,
+      recordedAt,
+      hash,
+    };
+  }
+}
+
+function translateAppendError(error: unknown, streamId: string, expected: ExpectedVersion, ids: string[]): unknown {
+  const pgError = error as { code?: string; detail?: string; message?: string; constraint?: string };
+  if (pgError.code === 'LD001') return new WrongExpectedVersionError(streamId, expected, Number(pgError.detail));
+  if (pgError.code === 'LD002') return new EventIdConflictError(streamId, ids, pgError.message ?? '');
+  if (pgError.code === '23505' && pgError.constraint === 'events_event_id_key') {
+    return new EventIdConflictError(streamId, ids, 'an event id was stored concurrently in another stream');
+  }
+  return error;
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => {
+      clearTimeout(timer);
+      resolve();
+    }, { once: true });
+  });
+}

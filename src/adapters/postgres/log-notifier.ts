@@ -1,0 +1,119 @@
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import { dedicatedClient } from './database.ts';
+
+export const LOG_CHANNEL = 'ledger_events';
+
+/**
+ * Wakes log readers when events are appended (LISTEN/NOTIFY). A notification can be lost (the
+ * listening connection drops, or a reader misses it between two reads), so every waiter also has
+ * a timeout: a lost notification delays a reader by at most the poll interval, never loses events.
+ */
+export class LogNotifier {
+  private client: pg.Client | null = null;
+  private generation = 0;
+  private waiters = new Set<() => void>();
+  private closed = false;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly connectionString: string,
+    private readonly logger?: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    if (this.closed || this.client) return;
+    const client = dedicatedClient(this.connectionString);
+    client.on('notification', () => this.wake());
+    client.on('error', (error) => this.reconnect(error));
+    client.on('end', () => this.reconnect());
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${LOG_CHANNEL}`);
+      this.client = client;
+      // Anything appended while we were not listening is picked up by a wake-up now.
+      this.wake();
+    } catch (error) {
+      client.removeAllListeners('end');
+      await client.end().catch(() => {});
+      this.reconnect(error);
+    }
+  }
+
+  /** A token to pass to wait(): a wait returns at once if a notification came after it was taken. */
+  mark(): number {
+    return this.generation;
+  }
+
+  wait(timeoutMs: number, since: number, signal?: AbortSignal): Promise<void> {
+    if (this.generation !== since || signal?.aborted || this.closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters.delete(done);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.waiters.add(done);
+      signal?.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    const client = this.client;
+    this.client = null;
+    this.wake();
+    if (client) {
+      client.removeAllListeners('end');
+      await client.end().catch(() => {});
+    }
+  }
+
+  private wake(): void {
+    this.generation++;
+    for (const waiter of [...this.waiters]) waiter();
+  }
+
+  private reconnect(error?: unknown): void {
+    if (this.closed || this.reconnectTimer) return;
+    if (error) this.logger?.warn({ err: error }, 'log notification listener lost its connection; polling until it is back');
+    this.client = null;
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null;
+      void this.start();
+    }, 1000);
+  }
+}
+
+/**
+ * Sends the append notification outside the appending transaction: a NOTIFY inside it would take
+ * PostgreSQL's global notify lock at commit and serialise every concurrent append's commit.
+ * Notifications are coalesced: at most one in flight, and one more after it if appends happened.
+ */
+export class AppendSignal {
+  private inFlight = false;
+  private dirty = false;
+
+  constructor(private readonly pool: pg.Pool) {}
+
+  appended(): void {
+    if (this.inFlight) {
+      this.dirty = true;
+      return;
+    }
+    this.inFlight = true;
+    this.dirty = false;
+    this.pool
+      .query({ name: 'ledger_notify', text: `SELECT pg_notify('${LOG_CHANNEL}', '')` })
+      .catch(() => {
+        // Readers fall back to polling; a failed notification costs latency, not events.
+      })
+      .finally(() => {
+        this.inFlight = false;
+        if (this.dirty) this.appended();
+      });
+  }
+}
