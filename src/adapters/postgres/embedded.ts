@@ -11,6 +11,8 @@ export class AlreadyRunningError extends Error {
 
 export interface EmbeddedServer {
   readonly url: string;
+  /** True when another ledger process runs this server and we only connected to it. */
+  readonly attached: boolean;
   stop(): Promise<void>;
 }
 
@@ -20,6 +22,8 @@ export interface EmbeddedOptions {
   /** 0 picks a free port. */
   readonly port: number;
   readonly logger?: Logger;
+  /** When another ledger already runs the server, connect to it instead of refusing (the CLI does). */
+  readonly attach?: boolean;
 }
 
 /**
@@ -33,7 +37,15 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   await mkdir(dataDir, { recursive: true });
   // As root the server runs as the `postgres` user, which must be able to reach the cluster.
   await chmod(dataDir, 0o755);
-  await takeLock(lockFile, dataDir);
+  const stateFile = path.join(dataDir, 'postgres.json');
+  try {
+    await takeLock(lockFile, dataDir);
+  } catch (error) {
+    if (!(error instanceof AlreadyRunningError) || !options.attach) throw error;
+    const { port } = JSON.parse(await readFile(stateFile, 'utf8')) as { port: number };
+    const { password } = await loadCredentials(dataDir);
+    return { url: localUrl(password, port), attached: true, stop: async () => {} };
+  }
 
   try {
     await stopOrphanServer(clusterDir, options.logger);
@@ -60,11 +72,14 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     } catch (error) {
       throw new Error(`embedded PostgreSQL did not start on port ${port}${error ? `: ${String(error)}` : ' (is the port in use?)'}`);
     }
+    await writeFile(stateFile, JSON.stringify({ port }));
     options.logger?.info({ port, clusterDir }, 'embedded PostgreSQL started');
     return {
-      url: `postgres://postgres:${encodeURIComponent(credentials.password)}@127.0.0.1:${port}/postgres`,
+      url: localUrl(credentials.password, port),
+      attached: false,
       stop: async () => {
         await server.stop();
+        await rm(stateFile, { force: true });
         await rm(lockFile, { force: true });
       },
     };
@@ -115,6 +130,10 @@ async function loadCredentials(dataDir: string): Promise<{ password: string }> {
     await writeFile(file, JSON.stringify(credentials), { mode: 0o600 });
     return credentials;
   }
+}
+
+function localUrl(password: string, port: number): string {
+  return `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
 }
 
 function isAlive(pid: number): boolean {

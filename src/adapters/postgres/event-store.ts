@@ -26,6 +26,8 @@ const ExpectedVersionSchema = z.union([
   z.number().int().nonnegative(),
   z.enum(['no_stream', 'stream_exists', 'any']),
 ]);
+/** How often a subscriber re-reads while committed events wait behind an older open transaction. */
+const HORIZON_RECHECK_MS = 50;
 const MaxCountSchema = z.number().int().positive().max(100_000);
 
 const EXPECTED_CODES: Record<Exclude<ExpectedVersion, number>, number> = { any: -1, no_stream: -2, stream_exists: -3 };
@@ -134,7 +136,7 @@ export class PostgresEventStore implements EventStore {
       name: 'ledger_read_all',
       text: `SELECT ${COLUMNS} FROM events
               WHERE (transaction_id, global_position) > ($1::xid8, $2::bigint)
-                AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+
               ORDER BY transaction_id, global_position
               LIMIT $3`,
       values: [after?.transactionId ?? '0', after?.position ?? 0, maxCount],
@@ -156,10 +158,23 @@ export class PostgresEventStore implements EventStore {
         after = { transactionId: event.transactionId, position: event.globalPosition };
       }
       if (page.length < maxCount) {
-        if (notifier) await notifier.wait(pollIntervalMs, mark, options.signal);
-        else await sleep(pollIntervalMs, options.signal);
+        // A notification can arrive while its events are still behind the horizon, held back by an
+        // older transaction (of any database in the cluster) that nothing will notify about when it
+        // ends: then re-read soon instead of waiting out the poll interval.
+        const waitMs = (await this.committedBeyondHorizon()) ? Math.min(pollIntervalMs, HORIZON_RECHECK_MS) : pollIntervalMs;
+        if (notifier) await notifier.wait(waitMs, mark, options.signal);
+        else await sleep(waitMs, options.signal);
       }
     }
+  }
+
+  private async committedBeyondHorizon(): Promise<boolean> {
+    const result = await this.pool.query<[boolean]>({
+      name: 'ledger_committed_beyond_horizon',
+      text: `SELECT EXISTS (SELECT 1 FROM events WHERE transaction_id >= pg_snapshot_xmin(pg_current_snapshot()))`,
+      rowMode: 'array',
+    });
+    return result.rows[0]![0];
   }
 
   async head(): Promise<LogCursor | null> {

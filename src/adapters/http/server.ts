@@ -1,0 +1,45 @@
+import Fastify from 'fastify';
+import type { Logger } from 'pino';
+import type { Ledger } from '../../composition.ts';
+import { pendingMigrations } from '../postgres/migrator.ts';
+import type { ProjectionWorker } from '../postgres/projection-worker.ts';
+
+export interface ServerOptions {
+  /** /readyz fails when any projector is further behind the log than this many events. */
+  readonly maxLagEvents: number;
+  readonly worker?: ProjectionWorker;
+}
+
+export function buildServer(ledger: Ledger, logger: Logger, options: ServerOptions) {
+  const app = Fastify({ loggerInstance: logger, bodyLimit: 1_048_576 });
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+
+  app.get('/readyz', async (_request, reply) => {
+    const checks: Record<string, { ok: boolean; detail?: unknown }> = {};
+    try {
+      await ledger.database.pool.query('SELECT 1');
+      checks.database = { ok: true };
+      const pending = await pendingMigrations(ledger.database.db);
+      checks.migrations = pending.length === 0 ? { ok: true } : { ok: false, detail: { pending } };
+      const status = await ledger.engine.status();
+      const running = new Map((options.worker?.state() ?? []).map((s) => [s.projector, s]));
+      checks.projections = {
+        ok: status.every((s) => s.eventsBehind <= options.maxLagEvents && !running.get(s.projector)?.lastError),
+        detail: status.map((s) => ({
+          projector: s.projector,
+          eventsBehind: s.eventsBehind,
+          oldestUnprocessedAgeSeconds: Math.round(s.oldestUnprocessedAgeSeconds),
+          lastError: running.get(s.projector)?.lastError ?? null,
+        })),
+      };
+    } catch (error) {
+      checks.database ??= { ok: false, detail: error instanceof Error ? error.message : String(error) };
+      if (checks.database.ok) checks.projections = { ok: false, detail: error instanceof Error ? error.message : String(error) };
+    }
+    const ready = Object.values(checks).every((check) => check.ok);
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks });
+  });
+
+  return app;
+}

@@ -1,0 +1,23 @@
+import { z } from 'zod';
+import { parseField } from './domain/validation.ts';
+
+const ConfigSchema = z.object({
+  DATABASE_URL: z.string().url('must be a postgres:// URL').optional(),
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  LEDGER_DATA_DIR: z.string().min(1).default('.data'),
+  EMBEDDED_PG_PORT: z.coerce.number().int().min(0).max(65535).default(54329),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  PG_POOL_MAX: z.coerce.number().int().positive().default(10),
+  PROJECTION_BATCH_SIZE: z.coerce.number().int().positive().max(5000).default(500),
+  PROJECTION_POLL_MS: z.coerce.number().int().positive().default(1000),
+  READY_MAX_LAG_EVENTS: z.coerce.number().int().nonnegative().default(10_000),
+});
+
+export type Config = z.infer<typeof ConfigSchema>;
+
+/** Reads the configuration from the environment; a bad value names the variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const relevant = Object.fromEntries(Object.keys(ConfigSchema.shape).map((key) => [key, env[key] === '' ? undefined : env[key]]));
+  return parseField(ConfigSchema, relevant, 'env');
+}

@@ -1,0 +1,7 @@
+import { EventCatalogue, type EventDefinition } from './events/catalogue.ts';
+import { PortfolioCreated, PortfolioRenamed } from './portfolio/events.ts';
+
+/** Every event type the ledger stores. */
+export const ledgerEventDefinitions: readonly EventDefinition[] = [PortfolioCreated, PortfolioRenamed];
+
+export const ledgerCatalogue = new EventCatalogue(ledgerEventDefinitions);

@@ -1,0 +1,44 @@
+import { buildServer } from './adapters/http/server.ts';
+import { createLogger } from './adapters/telemetry/logger.ts';
+import { openLedger } from './composition.ts';
+import { loadConfig } from './config.ts';
+
+/** `npm start`: the projection worker and the HTTP server, on DATABASE_URL or the embedded server. */
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const logger = createLogger(config.LOG_LEVEL);
+  const ledger = await openLedger(config, logger);
+  const worker = ledger.startWorker();
+  const server = buildServer(ledger, logger, { maxLagEvents: config.READY_MAX_LAG_EVENTS, worker });
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    try {
+      await server.close();
+      await ledger.close();
+      logger.info('stopped');
+      process.exit(0);
+    } catch (error) {
+      logger.error({ err: error }, 'shutdown failed');
+      process.exit(1);
+    }
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+
+  try {
+    await server.listen({ port: config.PORT, host: config.HOST });
+  } catch (error) {
+    logger.error({ err: error }, 'cannot listen');
+    await ledger.close();
+    throw error;
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(`ledger: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
+});
