@@ -136,7 +136,7 @@ export class PostgresEventStore implements EventStore {
       name: 'ledger_read_all',
       text: `SELECT ${COLUMNS} FROM events
               WHERE (transaction_id, global_position) > ($1::xid8, $2::bigint)
-
+                AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
               ORDER BY transaction_id, global_position
               LIMIT $3`,
       values: [after?.transactionId ?? '0', after?.position ?? 0, maxCount],

