@@ -14,7 +14,8 @@ export interface HashedContent {
 
 /** SHA-256 (hex) of the RFC 8785 canonical JSON of an event's content. */
 export function contentHash(content: HashedContent): string {
-  return sha256Hex(canonicalize(content)!);
+  const { id, streamId, type, schemaVersion, data, metadata, recordedAt } = content;
+  return sha256Hex(canonicalize({ id, streamId, type, schemaVersion, data, metadata, recordedAt })!);
 }
 
 /**
