@@ -1,5 +1,4 @@
 import { spawn } from 'node:child_process';
-import { setTimeout as delay } from 'node:timers/promises';
 import { sql } from 'kysely';
 import pino from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -9,6 +8,7 @@ import { ProjectionEngine } from '../src/adapters/postgres/projection-engine.ts'
 import { ProjectionWorker } from '../src/adapters/postgres/projection-worker.ts';
 import { auditLogProjector } from '../src/projections/audit-log.ts';
 import { streamCatalogueProjector } from '../src/projections/stream-catalogue.ts';
+import { eventually } from './support/eventually.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { inc, testCatalogue } from './support/events.ts';
 
@@ -150,7 +150,7 @@ describe('projection engine', () => {
       await engine.ensure(auditLogProjector);
       await engine.rebuild(auditLogProjector);
       await writer;
-      await waitFor(async () => (await engine.status()).every((s) => s.eventsBehind === 0));
+      await eventually(async () => (await engine.status()).every((s) => s.eventsBehind === 0));
       const rows = (await auditRows()) as { global_position: number }[];
       expect(rows).toHaveLength(1040);
       expect(new Set(rows.map((r) => r.global_position)).size).toBe(1040);
@@ -166,17 +166,17 @@ describe('projection engine', () => {
     const first = new ProjectionWorker(engine, database.connectionString, notifier, silent, { pollIntervalMs: 100, standbyRetryMs: 100 });
     const second = new ProjectionWorker(engine, database.connectionString, notifier, silent, { pollIntervalMs: 100, standbyRetryMs: 100 });
     first.start();
-    await waitFor(async () => first.state().every((s) => s.leader));
+    await eventually(async () => first.state().every((s) => s.leader));
     second.start();
     try {
       await appendMany(4, 50);
-      await waitFor(async () => (await engine.status()).every((s) => s.eventsBehind === 0));
+      await eventually(async () => (await engine.status()).every((s) => s.eventsBehind === 0));
       expect(second.state().some((s) => s.leader)).toBe(false);
 
       await first.stop();
-      await waitFor(async () => second.state().every((s) => s.leader));
+      await eventually(async () => second.state().every((s) => s.leader));
       await appendMany(2, 25, 'after-handover');
-      await waitFor(async () => (await engine.status()).every((s) => s.eventsBehind === 0));
+      await eventually(async () => (await engine.status()).every((s) => s.eventsBehind === 0));
       expect(await countOf('audit_log')).toBe(250);
       const handedOver = await sql<{ n: number }>`SELECT count(*)::int AS n FROM audit_log WHERE actor = 'after-handover'`.execute(database.db);
       expect(handedOver.rows[0]!.n).toBe(50);
@@ -197,11 +197,3 @@ describe('projection engine', () => {
     expect(await countOf('audit_log')).toBe(5);
   });
 });
-
-async function waitFor(condition: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await delay(50);
-  }
-}

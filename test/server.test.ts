@@ -1,0 +1,131 @@
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PostgresEventStore } from '../src/adapters/postgres/event-store.ts';
+import { APPLY_LOCK } from '../src/adapters/postgres/projection-engine.ts';
+import { ledgerCatalogue } from '../src/domain/ledger-catalogue.ts';
+import { eventually } from './support/eventually.ts';
+import { createTestDatabase, type TestDatabase } from './support/database.ts';
+import { startService, waitForHttp, type ServiceProcess } from './support/processes.ts';
+
+const created = (id: string) => ({ type: 'PortfolioCreated', data: { portfolioId: id, ownerId: 'user-1', name: `Portfolio ${id}`, baseCurrency: 'EUR' } });
+
+async function stop(service: ServiceProcess): Promise<number | null> {
+  service.child.kill('SIGTERM');
+  return service.exited;
+}
+
+describe('service on DATABASE_URL', () => {
+  let database: TestDatabase;
+  let service: ServiceProcess;
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    service = await startService({ DATABASE_URL: database.connectionString, PROJECTION_POLL_MS: '200', READY_MAX_LAG_EVENTS: '10' });
+    await waitForHttp(`${service.baseUrl}/healthz`);
+  });
+  afterAll(async () => {
+    if (service.child.exitCode === null) await stop(service);
+    await database?.drop();
+  });
+
+  it('answers healthz and readyz, projects appended events, and turns not-ready when projections lag', async () => {
+    const health = await fetch(`${service.baseUrl}/healthz`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toEqual({ status: 'ok' });
+
+    const store = new PostgresEventStore(database.pool, { catalogue: ledgerCatalogue });
+    for (let i = 0; i < 5; i++) await store.append(`portfolio-${i}`, [created(String(i))]);
+    await eventually(async () => {
+      const ready = await fetch(`${service.baseUrl}/readyz`);
+      const body = (await ready.json()) as { status: string; checks: { projections: { detail: { eventsBehind: number }[] } } };
+      return ready.status === 200 && body.status === 'ready' && body.checks.projections.detail.every((d) => d.eventsBehind === 0);
+    });
+    const audit = await database.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM audit_log');
+    expect(audit.rows[0]!.n).toBe(5);
+
+    // Hold the audit projector's apply lock so that it falls behind by more than the threshold.
+    const blocker = await database.pool.connect();
+    try {
+      await blocker.query('SELECT pg_advisory_lock($1, hashtext($2))', [APPLY_LOCK, 'audit_log']);
+      for (let i = 5; i < 20; i++) await store.append(`portfolio-${i}`, [created(String(i))]);
+      await eventually(async () => (await fetch(`${service.baseUrl}/readyz`)).status === 503);
+      const body = (await (await fetch(`${service.baseUrl}/readyz`)).json()) as { checks: { projections: { ok: boolean; detail: { projector: string; eventsBehind: number }[] } } };
+      expect(body.checks.projections.ok).toBe(false);
+      expect(body.checks.projections.detail.find((d) => d.projector === 'audit_log')?.eventsBehind).toBe(15);
+    } finally {
+      await blocker.query('SELECT pg_advisory_unlock($1, hashtext($2))', [APPLY_LOCK, 'audit_log']);
+      blocker.release();
+    }
+    await eventually(async () => (await fetch(`${service.baseUrl}/readyz`)).status === 200);
+  });
+
+  it('shuts down cleanly on SIGTERM', async () => {
+    expect(await stop(service)).toBe(0);
+    expect(service.output()).toContain('"msg":"stopped"');
+  });
+});
+
+describe('service on the embedded PostgreSQL', () => {
+  let dataDir: string;
+  beforeAll(async () => {
+    dataDir = await mkdtemp(path.join(os.tmpdir(), 'ledger-embedded-'));
+  });
+  afterAll(async () => {
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('starts, refuses a second start on the same data, keeps data across a restart and leaves no server behind', async () => {
+    const env = { DATABASE_URL: '', LEDGER_DATA_DIR: dataDir, EMBEDDED_PG_PORT: '0' };
+    const first = await startService(env);
+    try {
+      expect((await waitForHttp(`${first.baseUrl}/readyz`)).status).toBe(200);
+
+      const second = await startService(env);
+      expect(await second.exited).toBe(1);
+      expect(second.output()).toContain(`another ledger (pid ${first.child.pid}) is already running on the embedded database in ${dataDir}`);
+
+      const url = await embeddedUrl(dataDir);
+      const pool = new pg.Pool({ connectionString: url });
+      try {
+        await new PostgresEventStore(pool, { catalogue: ledgerCatalogue }).append('portfolio-kept', [created('kept')]);
+      } finally {
+        await pool.end();
+      }
+    } finally {
+      expect(await stop(first)).toBe(0);
+    }
+    expect(await serversUsing(dataDir)).toEqual([]);
+
+    const restarted = await startService(env);
+    try {
+      expect((await waitForHttp(`${restarted.baseUrl}/readyz`)).status).toBe(200);
+      const client = new pg.Client({ connectionString: await embeddedUrl(dataDir) });
+      await client.connect();
+      const kept = await client.query('SELECT event_type FROM events WHERE stream_id = $1', ['portfolio-kept']);
+      await client.end();
+      expect(kept.rows).toEqual([{ event_type: 'PortfolioCreated' }]);
+    } finally {
+      expect(await stop(restarted)).toBe(0);
+    }
+    expect(await serversUsing(dataDir)).toEqual([]);
+  });
+});
+
+async function embeddedUrl(dataDir: string): Promise<string> {
+  const { port } = JSON.parse(await readFile(path.join(dataDir, 'postgres.json'), 'utf8')) as { port: number };
+  const { password } = JSON.parse(await readFile(path.join(dataDir, 'credentials.json'), 'utf8')) as { password: string };
+  return `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/ledger`;
+}
+
+/** Pids of processes whose command line names the data folder (an orphaned postgres would). */
+async function serversUsing(dataDir: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.includes(dataDir) && cmdline.includes('postgres')) pids.push(Number(entry));
+  }
+  return pids;
+}
