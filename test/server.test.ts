@@ -26,6 +26,7 @@ describe('service on DATABASE_URL', () => {
     await waitForHttp(`${service.baseUrl}/healthz`);
   });
   afterAll(async () => {
+    if (process.env.DEBUG_SERVICE) console.log(service.output());
     if (service.child.exitCode === null) await stop(service);
     await database?.drop();
   });
