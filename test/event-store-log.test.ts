@@ -2,9 +2,9 @@ import type pg from 'pg';
 import { monotonicFactory } from 'ulid';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { PostgresEventStore } from '../src/adapters/postgres/event-store.ts';
-import { AppendSignal, LogNotifier } from '../src/adapters/postgres/log-notifier.ts';
+import { AppendSignal, LOG_CHANNEL, LogNotifier } from '../src/adapters/postgres/log-notifier.ts';
 import { contentHash } from '../src/domain/events/hash-chain.ts';
-import type { LogCursor, NewEvent, RecordedEvent } from '../src/ports/event-store.ts';
+import type { LogCursor, NewEvent, ReadAllOptions, RecordedEvent } from '../src/ports/event-store.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { inc, testCatalogue } from './support/events.ts';
 
@@ -293,6 +293,31 @@ describe('subscribe', () => {
     await stop();
   });
 
+  it('falls back to polling, without spinning, once its notifier is closed', async () => {
+    // Counts reads only; every read still goes to the database.
+    class CountingStore extends PostgresEventStore {
+      reads = 0;
+      override readAll(options?: ReadAllOptions): Promise<RecordedEvent[]> {
+        this.reads++;
+        return super.readAll(options);
+      }
+    }
+    const notifier = new LogNotifier(database.connectionString);
+    await notifier.start();
+    const counting = new CountingStore(database.pool, { catalogue: testCatalogue, notifier, pollIntervalMs: 100 });
+    const { received, stop } = subscribe(counting, await counting.head());
+    await sleep(50);
+
+    await notifier.close();
+    const readsAtClose = counting.reads;
+    await sleep(300);
+    expect(counting.reads - readsAtClose).toBeLessThanOrEqual(6);
+
+    const appended = await counting.append('sub-4', batch(1));
+    await until(() => received.some((e) => e.id === appended.events[0]!.id), 2000, 'the polled event');
+    await stop();
+  });
+
   it('ends promptly when its signal aborts', async () => {
     const live = await liveStore();
     const { stop } = subscribe(live, await live.head());
@@ -300,5 +325,22 @@ describe('subscribe', () => {
     const aborted = Date.now();
     await stop();
     expect(Date.now() - aborted).toBeLessThan(500);
+  });
+});
+
+describe('log notifier', () => {
+  it('leaves no listening connection behind when closed while starting', async () => {
+    const listening = async () => {
+      const result = await database.pool.query<{ n: number }>(
+        `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN ${LOG_CHANNEL}'`,
+      );
+      return result.rows[0]!.n;
+    };
+    const before = await listening();
+    const notifier = new LogNotifier(database.connectionString);
+    const starting = notifier.start();
+    await notifier.close();
+    await starting;
+    await until(async () => (await listening()) === before, 2000, 'no more listening connections than before');
   });
 });

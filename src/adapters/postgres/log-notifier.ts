@@ -30,6 +30,12 @@ export class LogNotifier {
     try {
       await client.connect();
       await client.query(`LISTEN ${LOG_CHANNEL}`);
+      if (this.closed) {
+        // close() ran while we were connecting, before it could see this client.
+        client.removeAllListeners('end');
+        await client.end().catch(() => {});
+        return;
+      }
       this.client = client;
       // Anything appended while we were not listening is picked up by a wake-up now.
       this.wake();
@@ -45,8 +51,9 @@ export class LogNotifier {
     return this.generation;
   }
 
+  /** After close() a wait is a plain timeout: readers still running fall back to polling. */
   wait(timeoutMs: number, since: number, signal?: AbortSignal): Promise<void> {
-    if (this.generation !== since || signal?.aborted || this.closed) return Promise.resolve();
+    if (this.generation !== since || signal?.aborted) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
