@@ -405,6 +405,28 @@ describe('reading', () => {
   });
 });
 
+describe('per-stream order in the log', () => {
+  it("keeps each stream's versions in log order when 16 writers append to the same streams", async () => {
+    const streams = ['order-0', 'order-1', 'order-2'];
+    const results: AppendResult[] = [];
+    await Promise.all(
+      Array.from({ length: 16 }, async (_, writer) => {
+        for (let i = 0; i < 15; i++) results.push(await store.append(streams[(writer + i) % streams.length]!, [inc(i)]));
+      }),
+    );
+    for (const result of results) await waitUntilVisible(result.lastCursor);
+    const seen = new Map<string, number[]>();
+    let after: LogCursor | null = null;
+    for (let page = await store.readAll({ maxCount: 100 }); page.length > 0; page = await store.readAll({ after, maxCount: 100 })) {
+      for (const event of page) if (streams.includes(event.streamId)) seen.set(event.streamId, [...(seen.get(event.streamId) ?? []), event.streamVersion]);
+      const tail = page[page.length - 1]!;
+      after = { transactionId: tail.transactionId, position: tail.globalPosition };
+    }
+    expect([...seen.values()].flat()).toHaveLength(240);
+    for (const versions of seen.values()) expect(versions).toEqual(versions.map((_, i) => i + 1));
+  });
+});
+
 describe('upcasting', () => {
   it('reads a stored v1 event as v2', async () => {
     const id = newId();

@@ -3,7 +3,10 @@ import { ulid } from 'ulid';
 import type { EventStore, LogCursor, RecordedEvent } from '../../ports/event-store.ts';
 import { PROJECTOR_NAME, type Projector } from '../../projections/projector.ts';
 
-/** Advisory-lock namespaces: one for applying a batch (per transaction), one for worker leadership. */
+/**
+ * Advisory-lock namespaces: one for applying a batch (per transaction), one for worker leadership.
+ * 0x4c44_0003 is ledger_append's per-stream lock (in the event-store migration).
+ */
 export const APPLY_LOCK = 0x4c44_0001;
 export const LEADER_LOCK = 0x4c44_0002;
 

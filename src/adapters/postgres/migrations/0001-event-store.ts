@@ -48,6 +48,11 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       v_elsewhere int;
       i int;
     BEGIN
+      -- Taken before this transaction writes anything, so before it has a transaction id: the
+      -- next appender to the stream gets its id only after this one commits, which keeps each
+      -- stream's versions in (transaction_id, global_position) log order. (A caller's transaction
+      -- that already wrote elsewhere has an older id; the store appends one stream per call.)
+      PERFORM pg_advisory_xact_lock(1279524867, hashtext(p_stream_id)); -- namespace 0x4c440003
       SELECT s.version, s.last_hash INTO v_version, v_hash FROM streams s WHERE s.stream_id = p_stream_id FOR UPDATE;
       IF NOT FOUND THEN
         INSERT INTO streams (stream_id, version) VALUES (p_stream_id, 0) ON CONFLICT DO NOTHING;
