@@ -127,7 +127,8 @@ export class PostgresEventStore implements EventStore {
    * (pg_snapshot_xmin of the current snapshot): that prefix of the log is final, nothing can be
    * added to it any more. Within it the order is (transaction_id, global_position), and the
    * cursor is that same pair; ordering by one key and continuing from another would lose events.
-   * A long-running writing transaction delays readers (never skips them); keep transactions short.
+   * Transaction ids are server-wide: a long-running writing transaction in any database of the
+   * server delays readers (never makes them skip); keep transactions short.
    */
   async readAll(options: ReadAllOptions = {}): Promise<RecordedEvent[]> {
     const maxCount = parseField(MaxCountSchema, options.maxCount ?? 1000, 'maxCount');
