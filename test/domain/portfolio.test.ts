@@ -1,0 +1,40 @@
+import { describe, expect, it } from 'vitest';
+import { DomainRuleViolation } from '../../src/domain/decider.ts';
+import { portfolioDecider, type PortfolioCommand, type PortfolioEvent, type PortfolioState } from '../../src/domain/portfolio/portfolio.ts';
+
+const create: PortfolioCommand = { kind: 'CreatePortfolio', portfolioId: 'p1', ownerId: 'u1', name: 'Retirement', baseCurrency: 'USD' };
+const given = (...events: PortfolioEvent[]): PortfolioState => events.reduce(portfolioDecider.evolve, portfolioDecider.initialState());
+const created: PortfolioEvent = { type: 'PortfolioCreated', data: { portfolioId: 'p1', ownerId: 'u1', name: 'Retirement', baseCurrency: 'USD' } };
+
+function violation(run: () => unknown): string {
+  try {
+    run();
+  } catch (error) {
+    if (error instanceof DomainRuleViolation) return error.code;
+    throw error;
+  }
+  throw new Error('expected a DomainRuleViolation');
+}
+
+describe('portfolio decider', () => {
+  it('creates a portfolio that does not exist yet', () => {
+    expect(portfolioDecider.decide(create, given())).toEqual([created]);
+  });
+
+  it('treats the same creation again as a no-op and a different one as a conflict', () => {
+    expect(portfolioDecider.decide(create, given(created))).toEqual([]);
+    expect(violation(() => portfolioDecider.decide({ ...create, baseCurrency: 'EUR' }, given(created)))).toBe('PORTFOLIO_EXISTS');
+  });
+
+  it('renames an existing portfolio, ignores a rename to its current name, refuses a missing one', () => {
+    const rename: PortfolioCommand = { kind: 'RenamePortfolio', portfolioId: 'p1', name: 'Retirement 2050' };
+    expect(portfolioDecider.decide(rename, given(created))).toEqual([{ type: 'PortfolioRenamed', data: { portfolioId: 'p1', name: 'Retirement 2050' } }]);
+    expect(portfolioDecider.decide({ ...rename, name: 'Retirement' }, given(created))).toEqual([]);
+    expect(violation(() => portfolioDecider.decide(rename, given()))).toBe('PORTFOLIO_NOT_FOUND');
+  });
+
+  it('folds renames into the state', () => {
+    const state = given(created, { type: 'PortfolioRenamed', data: { portfolioId: 'p1', name: 'A' } }, { type: 'PortfolioRenamed', data: { portfolioId: 'p1', name: 'B' } });
+    expect(state).toEqual({ status: 'active', portfolioId: 'p1', ownerId: 'u1', name: 'B', baseCurrency: 'USD' });
+  });
+});
