@@ -1,8 +1,10 @@
+import { spawn } from 'node:child_process';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PostgresEventStore } from '../src/adapters/postgres/event-store.ts';
 import { ledgerCatalogue } from '../src/domain/ledger-catalogue.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
+import { eventually } from './support/eventually.ts';
 import { ledgerCli } from './support/processes.ts';
 
 let database: TestDatabase;
@@ -54,6 +56,23 @@ describe('ledger CLI', () => {
     expect(projections.stdout).toMatch(/audit_log/);
   });
 
+  it('tail follows the log live and stops on Ctrl-C', async () => {
+    const tail = spawn(process.execPath, ['bin/ledger.js', 'tail'], { env: { ...process.env, LOG_LEVEL: 'silent', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    tail.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    tail.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => tail.once('exit', resolve));
+    await eventually(async () => stderr.includes('following the log after'));
+    const store = new PostgresEventStore(database.pool, { catalogue: ledgerCatalogue });
+    await store.append('portfolio-live', [{ type: 'PortfolioCreated', data: { portfolioId: 'live', ownerId: 'user-2', name: 'Live', baseCurrency: 'GBP' } }]);
+    await eventually(async () => stdout.includes('portfolio-live@1  PortfolioCreated'));
+    // Only what came after the start: the earlier streams are not replayed.
+    expect(stdout).not.toContain('portfolio-a');
+    tail.kill('SIGINT');
+    expect(await exited).toBe(0);
+  });
+
   it('errors are one clear line with a non-zero exit, not a stack trace', async () => {
     const badStream = await ledgerCli(['read', 'no such stream'], env);
     expect(badStream.code).toBe(1);
@@ -70,7 +89,7 @@ describe('ledger CLI', () => {
   it('verify passes on an intact log and names the first broken link after tampering', async () => {
     const intact = await ledgerCli(['verify'], env);
     expect(intact.code).toBe(0);
-    expect(intact.stdout).toContain('verified 5 events in 2 streams: all chains intact');
+    expect(intact.stdout).toContain('verified 6 events in 3 streams: all chains intact');
 
     await sql`UPDATE events SET data = jsonb_set(data, '{name}', '"Offshore"') WHERE stream_id = 'portfolio-b' AND stream_version = 2`.execute(database.db);
     const tampered = await ledgerCli(['verify'], env);
