@@ -15,6 +15,7 @@ export class LogNotifier {
   private waiters = new Set<() => void>();
   private closed = false;
   private reconnectTimer: NodeJS.Timeout | null = null;
+  private starting = false;
 
   constructor(
     private readonly connectionString: string,
@@ -22,7 +23,16 @@ export class LogNotifier {
   ) {}
 
   async start(): Promise<void> {
-    if (this.closed || this.client) return;
+    if (this.closed || this.client || this.starting) return;
+    this.starting = true;
+    try {
+      await this.listen();
+    } finally {
+      this.starting = false;
+    }
+  }
+
+  private async listen(): Promise<void> {
     const client = dedicatedClient(this.connectionString);
     client.on('notification', () => this.wake());
     client.on('error', (error) => this.reconnect(error));
@@ -87,7 +97,12 @@ export class LogNotifier {
   private reconnect(error?: unknown): void {
     if (this.closed || this.reconnectTimer) return;
     if (error) this.logger?.warn({ err: error }, 'log notification listener lost its connection; polling until it is back');
+    const lost = this.client;
     this.client = null;
+    if (lost) {
+      lost.removeAllListeners('end');
+      lost.end().catch(() => {});
+    }
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;
       void this.start();
