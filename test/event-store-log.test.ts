@@ -3,7 +3,6 @@ import { monotonicFactory } from 'ulid';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { PostgresEventStore } from '../src/adapters/postgres/event-store.ts';
 import { AppendSignal, LOG_CHANNEL, LogNotifier } from '../src/adapters/postgres/log-notifier.ts';
-import { contentHash } from '../src/domain/events/hash-chain.ts';
 import type { LogCursor, NewEvent, ReadAllOptions, RecordedEvent } from '../src/ports/event-store.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { inc, testCatalogue } from './support/events.ts';
@@ -44,13 +43,9 @@ function batch(size: number): (NewEvent & { id: string })[] {
 
 /** Calls ledger_append inside the caller's own transaction, with the payload the store would send. */
 async function appendIn(client: pg.PoolClient, streamId: string, count: number): Promise<{ id: string; position: number }[]> {
-  const recordedAt = new Date().toISOString();
-  const payload = Array.from({ length: count }, (_, i) => {
-    const content = { id: newId(), streamId, type: 'CounterIncremented', schemaVersion: 2, data: { by: i + 1, note: 'direct' }, metadata: {}, recordedAt };
-    return { ...content, contentHash: contentHash(content) };
-  });
+  const payload = Array.from({ length: count }, (_, i) => ({ id: newId(), type: 'CounterIncremented', schemaVersion: 2, data: { by: i + 1, note: 'direct' }, metadata: {} }));
   const result = await client.query<{ o_event_id: string; o_global_position: number }>(
-    'SELECT o_event_id, o_global_position FROM ledger_append($1, -1, $2)',
+    'SELECT o_event_id, o_global_position FROM ledger_append($1, -1, false, $2)',
     [streamId, JSON.stringify(payload)],
   );
   return result.rows.map((r) => ({ id: r.o_event_id, position: r.o_global_position }));

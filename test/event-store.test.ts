@@ -3,7 +3,8 @@ import { monotonicFactory } from 'ulid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PostgresEventStore } from '../src/adapters/postgres/event-store.ts';
 import { InvalidEventError } from '../src/domain/events/catalogue.ts';
-import { chainHash, contentHash } from '../src/domain/events/hash-chain.ts';
+import { createHash } from 'node:crypto';
+import { chainHash } from '../src/domain/events/hash-chain.ts';
 import { ValidationError } from '../src/domain/validation.ts';
 import {
   EventIdConflictError,
@@ -450,25 +451,35 @@ describe('upcasting', () => {
 });
 
 describe('hash chain', () => {
-  /** Recomputes every link in JS from the events as read; the store computed them in SQL. */
-  function brokenLinks(events: RecordedEvent[]): number[] {
+  /** Walks a stream's links in JS over content hashes recomputed from the stored rows. */
+  async function brokenLinks(streamId: string): Promise<number[]> {
+    const rows = await database.pool.query<{ stream_version: number; hash: string; content_hash: string }>(
+      `SELECT stream_version, hash, ledger_content_hash(event_id, stream_id, event_type, schema_version, data, metadata, recorded_at) AS content_hash
+         FROM events WHERE stream_id = $1 ORDER BY stream_version`,
+      [streamId],
+    );
     let previous: string | null = null;
     const broken: number[] = [];
-    for (const event of events) {
-      const content = contentHash({
-        id: event.id,
-        streamId: event.streamId,
-        type: event.type,
-        schemaVersion: event.schemaVersion,
-        data: event.data,
-        metadata: event.metadata,
-        recordedAt: event.recordedAt.toISOString(),
-      });
-      if (event.hash !== chainHash(previous, event.streamVersion, content)) broken.push(event.streamVersion);
-      previous = event.hash;
+    for (const row of rows.rows) {
+      if (row.hash !== chainHash(previous, row.stream_version, row.content_hash)) broken.push(row.stream_version);
+      previous = row.hash;
     }
     return broken;
   }
+
+  it('hashes the documented canonical form: every field, jsonb text, microsecond time', async () => {
+    const [event] = (await store.append('chain-0', [inc(7, 'pinned')], { expectedVersion: 'no_stream' })).events;
+    const row = await database.pool.query<{ content_hash: string; data: string; metadata: string; micros: string }>(
+      `SELECT ledger_content_hash(event_id, stream_id, event_type, schema_version, data, metadata, recorded_at) AS content_hash,
+              data::text AS data, metadata::text AS metadata, (extract(epoch FROM recorded_at) * 1000000)::bigint::text AS micros
+         FROM events WHERE event_id = $1`,
+      [event!.id],
+    );
+    const { content_hash, data, metadata, micros } = row.rows[0]!;
+    expect(data).toBe('{"by": 7, "note": "pinned"}');
+    const canonical = [event!.id, 'chain-0', 'CounterIncremented', '2', data, metadata, micros].join('\n');
+    expect(content_hash).toBe(createHash('sha256').update(canonical, 'utf8').digest('hex'));
+  });
 
   it('chains each event to the previous one with the same formula in SQL and JS', async () => {
     const appends: AppendResult[] = [];
@@ -485,7 +496,7 @@ describe('hash chain', () => {
     const events = await store.readStream('chain-1');
     expect(events).toHaveLength(5);
     expect(new Set(events.map((e) => e.hash)).size).toBe(5);
-    expect(brokenLinks(events)).toEqual([]);
+    expect(await brokenLinks('chain-1')).toEqual([]);
     const stream = await database.pool.query('SELECT last_hash FROM streams WHERE stream_id = $1', ['chain-1']);
     expect(stream.rows[0].last_hash).toBe(events[4]!.hash);
   });
@@ -493,6 +504,6 @@ describe('hash chain', () => {
   it('shows an altered event as a broken link', async () => {
     await store.append('chain-2', [inc(1), inc(2), inc(3)]);
     await database.pool.query(`UPDATE events SET data = jsonb_set(data, '{by}', '20') WHERE stream_id = 'chain-2' AND stream_version = 2`);
-    expect(brokenLinks(await store.readStream('chain-2'))).toEqual([2]);
+    expect(await brokenLinks('chain-2')).toEqual([2]);
   });
 });

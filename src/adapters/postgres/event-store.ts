@@ -1,8 +1,8 @@
+import { randomFillSync } from 'node:crypto';
 import type pg from 'pg';
 import { monotonicFactory } from 'ulid';
 import { z } from 'zod';
 import { EventCatalogue } from '../../domain/events/catalogue.ts';
-import { contentHash } from '../../domain/events/hash-chain.ts';
 import { EventMetadataSchema, type EventMetadata } from '../../domain/events/metadata.ts';
 import { StreamIdSchema } from '../../domain/streams.ts';
 import { parseField, ValidationError } from '../../domain/validation.ts';
@@ -44,8 +44,24 @@ export interface PostgresEventStoreOptions {
   readonly pollIntervalMs?: number;
 }
 
+/**
+ * The random part of generated ULIDs, drawn from a buffer filled in bulk: the ulid package's
+ * default asks the system for randomness once per character, which dominated single appends.
+ */
+function bufferedRandom(): () => number {
+  const buffer = new Uint32Array(4096);
+  let next = buffer.length;
+  return () => {
+    if (next === buffer.length) {
+      randomFillSync(buffer);
+      next = 0;
+    }
+    return buffer[next++]! / 0x1_0000_0000;
+  };
+}
+
 export class PostgresEventStore implements EventStore {
-  private readonly newId = monotonicFactory();
+  private readonly newId = monotonicFactory(bufferedRandom());
   private readonly catalogue: EventCatalogue;
 
   constructor(
@@ -64,16 +80,16 @@ export class PostgresEventStore implements EventStore {
     const expected = parseField(ExpectedVersionSchema, options.expectedVersion ?? 'any', 'expectedVersion');
     if (events.length === 0) throw new ValidationError([{ path: 'events', message: 'must hold at least one event' }]);
 
-    const recordedAt = new Date().toISOString();
     const seen = new Set<string>();
+    let callerIds = false;
     const payload = events.map((event, index) => {
+      callerIds ||= event.id !== undefined;
       const id = event.id === undefined ? this.newId() : parseField(UlidSchema, event.id, `events[${index}].id`);
       if (seen.has(id)) throw new ValidationError([{ path: `events[${index}].id`, message: `duplicates the id of an earlier event in the batch (${id})` }]);
       seen.add(id);
       const valid = this.catalogue.validate(event.type, event.data, `events[${index}]`);
-      const metadata = parseField(EventMetadataSchema, event.metadata ?? {}, `events[${index}].metadata`);
-      const content = { id, streamId, type: valid.type, schemaVersion: valid.schemaVersion, data: valid.data, metadata, recordedAt };
-      return { ...content, contentHash: contentHash(content) };
+      const metadata = event.metadata === undefined ? {} : parseField(EventMetadataSchema, event.metadata, `events[${index}].metadata`);
+      return { id, type: valid.type, schemaVersion: valid.schemaVersion, data: valid.data, metadata };
     });
 
     const expectedCode = typeof expected === 'number' ? expected : EXPECTED_CODES[expected];
@@ -81,8 +97,8 @@ export class PostgresEventStore implements EventStore {
     try {
       const result = await this.pool.query<[string, number, number, string, boolean]>({
         name: 'ledger_append',
-        text: 'SELECT * FROM ledger_append($1, $2, $3)',
-        values: [streamId, expectedCode, JSON.stringify(payload)],
+        text: 'SELECT * FROM ledger_append($1, $2, $3, $4)',
+        values: [streamId, expectedCode, callerIds, JSON.stringify(payload)],
         rowMode: 'array',
       });
       rows = result.rows;

@@ -1,7 +1,9 @@
-import { chainHash, contentHash, type HashedContent } from './hash-chain.ts';
+import { chainHash } from './hash-chain.ts';
 
-export interface StoredLink extends HashedContent {
+export interface StoredLink {
   readonly streamVersion: number;
+  /** Recomputed from the stored content, not read from a stored column. */
+  readonly contentHash: string;
   readonly hash: string;
 }
 
@@ -30,7 +32,7 @@ export class StreamChainWalker {
       this.broken = { streamId: this.streamId, streamVersion: this.expectedVersion, reason: `event ${this.expectedVersion} is missing (found ${link.streamVersion})` };
       return;
     }
-    const expected = chainHash(this.previousHash, link.streamVersion, contentHash(link));
+    const expected = chainHash(this.previousHash, link.streamVersion, link.contentHash);
     if (expected !== link.hash) {
       this.broken = { streamId: this.streamId, streamVersion: link.streamVersion, reason: 'hash does not match the event content and the previous link (altered event)' };
       return;

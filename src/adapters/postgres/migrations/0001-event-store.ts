@@ -30,20 +30,43 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     )`.execute(db);
   await sql`CREATE INDEX events_log_order ON events (transaction_id, global_position)`.execute(db);
 
-  // One round trip per batch: lock (or create) the stream row, settle idempotency and the expected
-  // version under that lock, extend the hash chain and insert every row with one statement.
-  // p_expected: >= 0 exact version, -1 any, -2 no_stream, -3 stream_exists.
-  // p_events: [{id, type, schemaVersion, data, metadata, recordedAt, contentHash}, ...]
+  // The canonical form an event's hash covers, rendered by PostgreSQL itself (jsonb's text form is
+  // normalised: keys sorted, whitespace fixed), so appends and `ledger verify` hash the same bytes.
   await sql`
-    CREATE FUNCTION ledger_append(p_stream_id text, p_expected bigint, p_events jsonb)
+    CREATE FUNCTION ledger_content_hash(p_id text, p_stream_id text, p_type text, p_schema_version integer,
+                                        p_data jsonb, p_metadata jsonb, p_recorded_at timestamptz)
+    RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+      SELECT encode(sha256(convert_to(
+        p_id || E'\n' || p_stream_id || E'\n' || p_type || E'\n' || p_schema_version::text || E'\n' ||
+        p_data::text || E'\n' || p_metadata::text || E'\n' || (extract(epoch FROM p_recorded_at) * 1000000)::bigint::text,
+        'UTF8')), 'hex')
+    $fn$`.execute(db);
+
+  // Each event's hash covers the previous event's hash in its stream (the same formula as chainHash
+  // in src/domain/events/hash-chain.ts).
+  await sql`
+    CREATE FUNCTION ledger_chain_hash(p_previous text, p_version bigint, p_content_hash text)
+    RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+      SELECT encode(sha256(convert_to(coalesce(p_previous, '') || E'\n' || p_version::text || E'\n' || p_content_hash, 'UTF8')), 'hex')
+    $fn$`.execute(db);
+
+  // One round trip per batch. The stream row is claimed with one statement that also checks the
+  // expected version (and, for a single event, extends the hash chain); idempotency by event id is
+  // checked only when the caller supplied ids, since ids the store generates cannot collide (the
+  // unique index still guards them).
+  // p_expected: >= 0 exact version, -1 any, -2 no_stream, -3 stream_exists.
+  // p_events: [{id, type, schemaVersion, data, metadata}, ...]
+  await sql`
+    CREATE FUNCTION ledger_append(p_stream_id text, p_expected bigint, p_check_ids boolean, p_events jsonb)
     RETURNS TABLE (o_event_id text, o_stream_version bigint, o_global_position bigint, o_transaction_id xid8, o_already_stored boolean)
     LANGUAGE plpgsql AS $fn$
     DECLARE
+      v_count int := jsonb_array_length(p_events);
+      v_now timestamptz := now();
+      v_contents text[];
+      v_hashes text[];
       v_version bigint;
       v_hash text;
-      v_count int := jsonb_array_length(p_events);
-      v_ids text[];
-      v_hashes text[] := '{}';
       v_in_stream int;
       v_elsewhere int;
       i int;
@@ -53,51 +76,73 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       -- stream's versions in (transaction_id, global_position) log order. (A caller's transaction
       -- that already wrote elsewhere has an older id; the store appends one stream per call.)
       PERFORM pg_advisory_xact_lock(1279524867, hashtext(p_stream_id)); -- namespace 0x4c440003
-      SELECT s.version, s.last_hash INTO v_version, v_hash FROM streams s WHERE s.stream_id = p_stream_id FOR UPDATE;
-      IF NOT FOUND THEN
-        INSERT INTO streams (stream_id, version) VALUES (p_stream_id, 0) ON CONFLICT DO NOTHING;
-        IF FOUND THEN
-          v_version := 0;
-        ELSE
-          SELECT s.version, s.last_hash INTO v_version, v_hash FROM streams s WHERE s.stream_id = p_stream_id FOR UPDATE;
+
+      IF p_check_ids THEN
+        SELECT count(*) FILTER (WHERE ev.stream_id = p_stream_id), count(*) FILTER (WHERE ev.stream_id <> p_stream_id)
+          INTO v_in_stream, v_elsewhere
+          FROM events ev WHERE ev.event_id IN (SELECT x->>'id' FROM jsonb_array_elements(p_events) x);
+        IF v_elsewhere > 0 THEN
+          RAISE EXCEPTION USING ERRCODE = 'LD002', MESSAGE = 'event id stored in another stream';
+        END IF;
+        IF v_in_stream = v_count THEN
+          RETURN QUERY SELECT ev.event_id, ev.stream_version, ev.global_position, ev.transaction_id, true
+            FROM events ev WHERE ev.event_id IN (SELECT x->>'id' FROM jsonb_array_elements(p_events) x) ORDER BY ev.stream_version;
+          RETURN;
+        ELSIF v_in_stream > 0 THEN
+          RAISE EXCEPTION USING ERRCODE = 'LD002', MESSAGE = 'part of the batch is already stored';
         END IF;
       END IF;
 
-      SELECT array_agg(e->>'id' ORDER BY n) INTO v_ids FROM jsonb_array_elements(p_events) WITH ORDINALITY AS x(e, n);
-      SELECT count(*) FILTER (WHERE ev.stream_id = p_stream_id), count(*) FILTER (WHERE ev.stream_id <> p_stream_id)
-        INTO v_in_stream, v_elsewhere
-        FROM events ev WHERE ev.event_id = ANY (v_ids);
-      IF v_elsewhere > 0 THEN
-        RAISE EXCEPTION USING ERRCODE = 'LD002', MESSAGE = 'event id stored in another stream';
+      SELECT array_agg(ledger_content_hash(e.id, p_stream_id, e.type, e."schemaVersion", e.data, e.metadata, v_now) ORDER BY e.n)
+        INTO v_contents
+        FROM ROWS FROM (jsonb_to_recordset(p_events) AS (id text, type text, "schemaVersion" int, data jsonb, metadata jsonb))
+                 WITH ORDINALITY AS e(id, type, "schemaVersion", data, metadata, n);
+
+      -- RETURNING gives the version before the append, and last_hash: for a single event its new
+      -- hash (computed in SET from the old one), for a batch the previous hash, left as it was.
+      IF p_expected = -2 OR p_expected = 0 THEN
+        INSERT INTO streams (stream_id, version, last_hash)
+        VALUES (p_stream_id, v_count, CASE WHEN v_count = 1 THEN ledger_chain_hash(NULL, 1, v_contents[1]) END)
+        ON CONFLICT DO NOTHING
+        RETURNING streams.version - v_count, streams.last_hash INTO v_version, v_hash;
+      ELSIF p_expected = -1 THEN
+        INSERT INTO streams (stream_id, version, last_hash)
+        VALUES (p_stream_id, v_count, CASE WHEN v_count = 1 THEN ledger_chain_hash(NULL, 1, v_contents[1]) END)
+        ON CONFLICT (stream_id) DO UPDATE
+          SET version = streams.version + v_count, updated_at = v_now,
+              last_hash = CASE WHEN v_count = 1 THEN ledger_chain_hash(streams.last_hash, streams.version + 1, v_contents[1]) ELSE streams.last_hash END
+        RETURNING streams.version - v_count, streams.last_hash INTO v_version, v_hash;
+      ELSE
+        UPDATE streams
+           SET version = streams.version + v_count, updated_at = v_now,
+               last_hash = CASE WHEN v_count = 1 THEN ledger_chain_hash(streams.last_hash, streams.version + 1, v_contents[1]) ELSE streams.last_hash END
+         WHERE streams.stream_id = p_stream_id
+           AND CASE WHEN p_expected = -3 THEN streams.version > 0 ELSE streams.version = p_expected END
+        RETURNING streams.version - v_count, streams.last_hash INTO v_version, v_hash;
       END IF;
-      IF v_in_stream = v_count THEN
-        RETURN QUERY SELECT ev.event_id, ev.stream_version, ev.global_position, ev.transaction_id, true
-          FROM events ev WHERE ev.event_id = ANY (v_ids) ORDER BY ev.stream_version;
-        RETURN;
-      ELSIF v_in_stream > 0 THEN
-        RAISE EXCEPTION USING ERRCODE = 'LD002', MESSAGE = 'part of the batch is already stored';
+      IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'LD001', MESSAGE = 'wrong expected version',
+          DETAIL = coalesce((SELECT s.version FROM streams s WHERE s.stream_id = p_stream_id), 0)::text;
       END IF;
 
-      IF (p_expected >= 0 AND v_version <> p_expected)
-         OR (p_expected = -2 AND v_version <> 0)
-         OR (p_expected = -3 AND v_version = 0) THEN
-        RAISE EXCEPTION USING ERRCODE = 'LD001', MESSAGE = 'wrong expected version', DETAIL = v_version::text;
+      IF v_count = 1 THEN
+        v_hashes := ARRAY[v_hash];
+      ELSE
+        v_hashes := array_fill(NULL::text, ARRAY[v_count]);
+        FOR i IN 1..v_count LOOP
+          v_hash := ledger_chain_hash(v_hash, v_version + i, v_contents[i]);
+          v_hashes[i] := v_hash;
+        END LOOP;
+        UPDATE streams SET last_hash = v_hash WHERE stream_id = p_stream_id;
       END IF;
-
-      FOR i IN 1..v_count LOOP
-        v_hash := encode(sha256(convert_to(coalesce(v_hash, '') || E'\n' || (v_version + i) || E'\n' || (p_events->(i - 1)->>'contentHash'), 'UTF8')), 'hex');
-        v_hashes := v_hashes || v_hash;
-      END LOOP;
-
-      UPDATE streams SET version = v_version + v_count, last_hash = v_hash, updated_at = now() WHERE stream_id = p_stream_id;
 
       RETURN QUERY
         WITH inserted AS (
           INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, data, metadata, recorded_at, hash)
-          SELECT p_stream_id, v_version + x.n, x.e->>'id', x.e->>'type', (x.e->>'schemaVersion')::int, x.e->'data', x.e->'metadata',
-                 (x.e->>'recordedAt')::timestamptz, v_hashes[x.n]
-            FROM jsonb_array_elements(p_events) WITH ORDINALITY AS x(e, n)
-           ORDER BY x.n
+          SELECT p_stream_id, v_version + e.n, e.id, e.type, e."schemaVersion", e.data, e.metadata, v_now, v_hashes[e.n]
+            FROM ROWS FROM (jsonb_to_recordset(p_events) AS (id text, type text, "schemaVersion" int, data jsonb, metadata jsonb))
+                 WITH ORDINALITY AS e(id, type, "schemaVersion", data, metadata, n)
+           ORDER BY e.n
           RETURNING events.event_id, events.stream_version, events.global_position, events.transaction_id
         )
         SELECT inserted.event_id, inserted.stream_version, inserted.global_position, inserted.transaction_id, false
@@ -107,7 +152,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {
-  await sql`DROP FUNCTION ledger_append(text, bigint, jsonb)`.execute(db);
+  await sql`DROP FUNCTION ledger_append(text, bigint, boolean, jsonb)`.execute(db);
+  await sql`DROP FUNCTION ledger_chain_hash(text, bigint, text)`.execute(db);
+  await sql`DROP FUNCTION ledger_content_hash(text, text, text, integer, jsonb, jsonb, timestamptz)`.execute(db);
   await sql`DROP TABLE events`.execute(db);
   await sql`DROP TABLE streams`.execute(db);
 }
