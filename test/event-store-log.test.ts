@@ -43,10 +43,17 @@ function batch(size: number): (NewEvent & { id: string })[] {
 
 /** Calls ledger_append inside the caller's own transaction, with the payload the store would send. */
 async function appendIn(client: pg.PoolClient, streamId: string, count: number): Promise<{ id: string; position: number }[]> {
-  const payload = Array.from({ length: count }, (_, i) => ({ id: newId(), type: 'CounterIncremented', schemaVersion: 2, data: { by: i + 1, note: 'direct' }, metadata: {} }));
+  const ids = Array.from({ length: count }, () => newId());
   const result = await client.query<{ o_event_id: string; o_global_position: number }>(
-    'SELECT o_event_id, o_global_position FROM ledger_append($1, -1, false, $2)',
-    [streamId, JSON.stringify(payload)],
+    'SELECT o_event_id, o_global_position FROM ledger_append($1, -1, false, $2, $3, $4, $5, $6)',
+    [
+      streamId,
+      ids,
+      ids.map(() => 'CounterIncremented'),
+      ids.map(() => 2),
+      ids.map((_, i) => JSON.stringify({ by: i + 1, note: 'direct' })),
+      ids.map(() => '{}'),
+    ],
   );
   return result.rows.map((r) => ({ id: r.o_event_id, position: r.o_global_position }));
 }

@@ -82,14 +82,22 @@ export class PostgresEventStore implements EventStore {
 
     const seen = new Set<string>();
     let callerIds = false;
-    const payload = events.map((event, index) => {
+    const ids: string[] = [];
+    const types: string[] = [];
+    const schemaVersions: number[] = [];
+    const data: string[] = [];
+    const metadata: string[] = [];
+    events.forEach((event, index) => {
       callerIds ||= event.id !== undefined;
       const id = event.id === undefined ? this.newId() : parseField(UlidSchema, event.id, `events[${index}].id`);
       if (seen.has(id)) throw new ValidationError([{ path: `events[${index}].id`, message: `duplicates the id of an earlier event in the batch (${id})` }]);
       seen.add(id);
       const valid = this.catalogue.validate(event.type, event.data, `events[${index}]`);
-      const metadata = event.metadata === undefined ? {} : parseField(EventMetadataSchema, event.metadata, `events[${index}].metadata`);
-      return { id, type: valid.type, schemaVersion: valid.schemaVersion, data: valid.data, metadata };
+      ids.push(id);
+      types.push(valid.type);
+      schemaVersions.push(valid.schemaVersion);
+      data.push(JSON.stringify(valid.data));
+      metadata.push(JSON.stringify(event.metadata === undefined ? {} : parseField(EventMetadataSchema, event.metadata, `events[${index}].metadata`)));
     });
 
     const expectedCode = typeof expected === 'number' ? expected : EXPECTED_CODES[expected];
@@ -97,8 +105,8 @@ export class PostgresEventStore implements EventStore {
     try {
       const result = await this.pool.query<[string, number, number, string, boolean]>({
         name: 'ledger_append',
-        text: 'SELECT * FROM ledger_append($1, $2, $3, $4)',
-        values: [streamId, expectedCode, callerIds, JSON.stringify(payload)],
+        text: 'SELECT * FROM ledger_append($1, $2, $3, $4, $5, $6, $7, $8)',
+        values: [streamId, expectedCode, callerIds, ids, types, schemaVersions, data, metadata],
         rowMode: 'array',
       });
       rows = result.rows;
