@@ -145,6 +145,24 @@ describe('optimistic concurrency', () => {
     expect(await countEvents(streamId)).toBe(5);
   });
 
+  it('lets exactly one of 20 concurrent single-event appends (the one-statement path) through', async () => {
+    const streamId = 'race-single';
+    await store.append(streamId, [inc(1)], { expectedVersion: 'no_stream' });
+    const release = await streamGate(streamId, 20);
+    const appends = Promise.allSettled(Array.from({ length: 20 }, (_, i) => store.append(streamId, [inc(i)], { expectedVersion: 1 })));
+    await release();
+    const outcomes = await appends;
+    expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
+    for (const o of outcomes.filter((o) => o.status === 'rejected')) {
+      expect((o as PromiseRejectedResult).reason).toMatchObject({ name: 'WrongExpectedVersionError', streamId, expected: 1, actual: 2 });
+    }
+    expect((await store.readStream(streamId)).map((e) => e.streamVersion)).toEqual([1, 2]);
+
+    const creators = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => store.append('race-single-new', [inc(i)], { expectedVersion: 'no_stream' })));
+    expect(creators.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
+    expect(await countEvents('race-single-new')).toBe(1);
+  });
+
   it('lets exactly one of 20 concurrent creators of a new stream through', async () => {
     const streamId = 'race-2';
     const batches = Array.from({ length: 20 }, () => batch(1));

@@ -34,6 +34,9 @@ const EXPECTED_CODES: Record<Exclude<ExpectedVersion, number>, number> = { any: 
 
 const COLUMNS = `global_position, transaction_id, stream_id, stream_version, event_id, event_type, schema_version, data, metadata, recorded_at, hash`;
 
+/** event id, stream version, global position, transaction id, already stored */
+type AppendRow = [string, number, number, string, boolean];
+
 type EventRow = [number, string, string, number, string, string, number, unknown, EventMetadata, Date, string];
 
 export interface PostgresEventStoreOptions {
@@ -101,15 +104,12 @@ export class PostgresEventStore implements EventStore {
     });
 
     const expectedCode = typeof expected === 'number' ? expected : EXPECTED_CODES[expected];
-    let rows: [string, number, number, string, boolean][];
+    let rows: AppendRow[];
     try {
-      const result = await this.pool.query<[string, number, number, string, boolean]>({
-        name: 'ledger_append',
-        text: 'SELECT * FROM ledger_append($1, $2, $3, $4, $5, $6, $7, $8)',
-        values: [streamId, expectedCode, callerIds, ids, types, schemaVersions, data, metadata],
-        rowMode: 'array',
-      });
-      rows = result.rows;
+      rows =
+        events.length === 1 && !callerIds
+          ? await this.appendOne(streamId, expected, expectedCode, ids[0]!, types[0]!, schemaVersions[0]!, data[0]!, metadata[0]!)
+          : await this.appendBatch(streamId, expectedCode, callerIds, ids, types, schemaVersions, data, metadata);
     } catch (error) {
       throw translateAppendError(error, streamId, expected, [...seen]);
     }
@@ -124,6 +124,74 @@ export class PostgresEventStore implements EventStore {
       lastCursor: { transactionId: last[3], position: last[2] },
       alreadyStored,
     };
+  }
+
+  private async appendBatch(
+    streamId: string,
+    expectedCode: number,
+    checkIds: boolean,
+    ...columns: [string[], string[], number[], string[], string[]]
+  ): Promise<AppendRow[]> {
+    const result = await this.pool.query<AppendRow>({
+      name: 'ledger_append',
+      text: 'SELECT * FROM ledger_append($1, $2, $3, $4, $5, $6, $7, $8)',
+      values: [streamId, expectedCode, checkIds, ...columns],
+      rowMode: 'array',
+    });
+    return result.rows;
+  }
+
+  /**
+   * The common case, one event with a store-generated id (so no idempotency lookup), as a single
+   * SQL statement: no PL/pgSQL set-up per transaction. It does what ledger_append does, with the
+   * same lock, hash functions and version rules; the upsert's conflict path sees the stream's
+   * latest committed row. Only the check that keeps a new stream from being created under an
+   * exact or `stream_exists` expectation reads the statement's snapshot, which is taken before the
+   * lock: when no row comes back, the stream's current version decides between a retry (the
+   * expectation holds after all) and WrongExpectedVersion.
+   */
+  private async appendOne(
+    streamId: string,
+    expected: ExpectedVersion,
+    expectedCode: number,
+    ...event: [string, string, number, string, string]
+  ): Promise<AppendRow[]> {
+    for (;;) {
+      const result = await this.pool.query<AppendRow>({
+        name: 'ledger_append_one',
+        text: `
+          WITH locked AS (SELECT pg_advisory_xact_lock(1279524867, hashtext($1))),
+          claimed AS (
+            INSERT INTO streams AS s (stream_id, version, last_hash)
+            SELECT $1, 1, ledger_chain_hash(NULL, 1, ledger_content_hash($3, $1, $4, $5, $6, $7, now()))
+              FROM locked
+             WHERE $2 IN (-1, -2, 0) OR EXISTS (SELECT 1 FROM streams WHERE stream_id = $1)
+            ON CONFLICT (stream_id) DO UPDATE
+              SET version = s.version + 1, updated_at = now(),
+                  last_hash = ledger_chain_hash(s.last_hash, s.version + 1, ledger_content_hash($3, $1, $4, $5, $6, $7, now()))
+              WHERE $2 = -1 OR ($2 = -3 AND s.version > 0) OR s.version = $2
+            RETURNING s.version, s.last_hash
+          )
+          INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, data, metadata, recorded_at, hash)
+          SELECT $1, claimed.version, $3, $4, $5, $6, $7, now(), claimed.last_hash FROM claimed
+          RETURNING event_id, stream_version, global_position, transaction_id, false`,
+        values: [streamId, expectedCode, ...event],
+        rowMode: 'array',
+      });
+      if (result.rows.length > 0) return result.rows;
+      const actual = await this.streamVersion(streamId);
+      if (!expectationHolds(expected, actual)) throw new WrongExpectedVersionError(streamId, expected, actual);
+    }
+  }
+
+  private async streamVersion(streamId: string): Promise<number> {
+    const result = await this.pool.query<[number]>({
+      name: 'ledger_stream_version',
+      text: 'SELECT version FROM streams WHERE stream_id = $1',
+      values: [streamId],
+      rowMode: 'array',
+    });
+    return result.rows[0]?.[0] ?? 0;
   }
 
   async readStream(streamId: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {
@@ -231,6 +299,13 @@ export class PostgresEventStore implements EventStore {
       hash,
     };
   }
+}
+
+function expectationHolds(expected: ExpectedVersion, actual: number): boolean {
+  if (expected === 'any') return true;
+  if (expected === 'no_stream') return actual === 0;
+  if (expected === 'stream_exists') return actual > 0;
+  return actual === expected;
 }
 
 function translateAppendError(error: unknown, streamId: string, expected: ExpectedVersion, ids: string[]): unknown {
