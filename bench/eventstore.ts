@@ -395,14 +395,7 @@ async function rawCopy(ctx: Context, run: string): Promise<Phase> {
 async function readAllPages(ctx: Context): Promise<{ phase: Phase; count: number }> {
   let count = 0;
   const phase = await timed(async () => {
-    let after: LogCursor | null = null;
-    for (;;) {
-      const page = await ctx.store.readAll({ after, maxCount: PAGE_SIZE });
-      count += page.length;
-      const last = page[page.length - 1];
-      if (!last || page.length < PAGE_SIZE) break;
-      after = { transactionId: last.transactionId, position: last.globalPosition };
-    }
+    for await (const page of ctx.store.readAllPages({ maxCount: PAGE_SIZE })) count += page.length;
   });
   return { phase, count };
 }

@@ -424,6 +424,32 @@ describe('reading', () => {
   });
 });
 
+describe('reading the log page by page', () => {
+  it('gives the same pages as readAll, ends at the end of the log, and can be left early', async () => {
+    for (let i = 0; i < 5; i++) await store.append(`pages-${i}`, batch(7));
+    const head = await store.head();
+    await waitUntilVisible(head!);
+    const expected: string[][] = [];
+    let after: LogCursor | null = null;
+    for (let page = await store.readAll({ maxCount: 10 }); page.length > 0; page = await store.readAll({ after, maxCount: 10 })) {
+      expected.push(ids(page));
+      const tail = page[page.length - 1]!;
+      after = { transactionId: tail.transactionId, position: tail.globalPosition };
+    }
+    const pages: string[][] = [];
+    for await (const page of store.readAllPages({ maxCount: 10 })) pages.push(ids(page));
+    expect(pages).toEqual(expected);
+    expect(pages.flat()).toHaveLength(new Set(pages.flat()).size);
+
+    let first: string[] = [];
+    for await (const page of store.readAllPages({ maxCount: 3 })) {
+      first = ids(page);
+      break;
+    }
+    expect(first).toEqual(expected.flat().slice(0, 3));
+  });
+});
+
 describe('per-stream order in the log', () => {
   it("keeps each stream's versions in log order when 16 writers append to the same streams", async () => {
     const streams = ['order-0', 'order-1', 'order-2'];

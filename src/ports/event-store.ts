@@ -72,6 +72,11 @@ export interface EventStore {
   append(streamId: string, events: readonly NewEvent[], options?: { expectedVersion?: ExpectedVersion }): Promise<AppendResult>;
   readStream(streamId: string, options?: ReadStreamOptions): Promise<RecordedEvent[]>;
   readAll(options?: ReadAllOptions): Promise<RecordedEvent[]>;
+  /**
+   * The log from a cursor to the current end, page by page (maxCount events each), fetching the
+   * next page while the caller works on the current one. Ends at the first short page.
+   */
+  readAllPages(options?: ReadAllOptions): AsyncIterable<RecordedEvent[]>;
   /** Catch-up then live; ends when the signal aborts. */
   subscribe(options?: SubscribeOptions): AsyncIterable<RecordedEvent>;
   /** The cursor of the last event a reader can see now, or null for an empty log. */

@@ -211,31 +211,27 @@ export class PostgresEventStore implements EventStore {
     return result.rows.map((row) => this.decode(row));
   }
 
-  /**
-   * Global order without skips. global_position comes from a sequence, so a transaction can commit
-   * a lower position after a reader has already seen a higher one; reading by position alone would
-   * skip it forever. Instead (as Emmett does) every event stores its writer's transaction id, and a
-   * reader sees only events whose transaction id is below the oldest transaction still running
-   * (pg_snapshot_xmin of the current snapshot): that prefix of the log is final, nothing can be
-   * added to it any more. Within it the order is (transaction_id, global_position), and the
-   * cursor is that same pair; ordering by one key and continuing from another would lose events.
-   * Transaction ids are server-wide: a long-running writing transaction in any database of the
-   * server delays readers (never makes them skip); keep transactions short.
-   */
   async readAll(options: ReadAllOptions = {}): Promise<RecordedEvent[]> {
     const maxCount = parseField(MaxCountSchema, options.maxCount ?? 1000, 'maxCount');
-    const after = options.after ?? null;
-    const result = await this.pool.query<EventRow>({
-      name: 'ledger_read_all',
-      text: `SELECT ${COLUMNS} FROM events
-              WHERE (transaction_id, global_position) > ($1::xid8, $2::bigint)
-                AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-              ORDER BY transaction_id, global_position
-              LIMIT $3`,
-      values: [after?.transactionId ?? '0', after?.position ?? 0, maxCount],
-      rowMode: 'array',
-    });
-    return result.rows.map((row) => this.decode(row));
+    const rows = await this.fetchLogPage(options.after ?? null, maxCount);
+    return rows.map((row) => this.decode(row));
+  }
+
+  async *readAllPages(options: ReadAllOptions = {}): AsyncGenerator<RecordedEvent[]> {
+    const maxCount = parseField(MaxCountSchema, options.maxCount ?? 1000, 'maxCount');
+    let pending: Promise<EventRow[]> | null = this.fetchLogPage(options.after ?? null, maxCount);
+    try {
+      while (pending) {
+        const rows: EventRow[] = await pending;
+        const last = rows[rows.length - 1];
+        // The next page's query runs on the server while this one is decoded and consumed.
+        pending = last && rows.length === maxCount ? this.fetchLogPage({ transactionId: last[1], position: last[0] }, maxCount) : null;
+        if (rows.length > 0) yield rows.map((row) => this.decode(row));
+      }
+    } finally {
+      // A consumer that stops early leaves a prefetch in flight: let it settle quietly.
+      await pending?.catch(() => {});
+    }
   }
 
   async *subscribe(options: SubscribeOptions = {}): AsyncGenerator<RecordedEvent> {
@@ -259,6 +255,31 @@ export class PostgresEventStore implements EventStore {
         else await sleep(waitMs, options.signal);
       }
     }
+  }
+
+  /**
+   * Global order without skips. global_position comes from a sequence, so a transaction can commit
+   * a lower position after a reader has already seen a higher one; reading by position alone would
+   * skip it forever. Instead (as Emmett does) every event stores its writer's transaction id, and a
+   * reader sees only events whose transaction id is below the oldest transaction still running
+   * (pg_snapshot_xmin of the current snapshot): that prefix of the log is final, nothing can be
+   * added to it any more. Within it the order is (transaction_id, global_position), and the
+   * cursor is that same pair; ordering by one key and continuing from another would lose events.
+   * Transaction ids are server-wide: a long-running writing transaction in any database of the
+   * server delays readers (never makes them skip); keep transactions short.
+   */
+  private async fetchLogPage(after: LogCursor | null, maxCount: number): Promise<EventRow[]> {
+    const result = await this.pool.query<EventRow>({
+      name: 'ledger_read_all',
+      text: `SELECT ${COLUMNS} FROM events
+              WHERE (transaction_id, global_position) > ($1::xid8, $2::bigint)
+                AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+              ORDER BY transaction_id, global_position
+              LIMIT $3`,
+      values: [after?.transactionId ?? '0', after?.position ?? 0, maxCount],
+      rowMode: 'array',
+    });
+    return result.rows;
   }
 
   private async committedBeyondHorizon(): Promise<boolean> {

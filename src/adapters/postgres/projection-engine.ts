@@ -126,7 +126,7 @@ export class ProjectionEngine {
         applied += events.length;
         onProgress?.({ applied, total: Math.max(total, applied) });
       };
-      for (let page = await this.page(cursor); page.length > 0; page = await this.page(cursor)) {
+      for await (const page of this.store.readAllPages({ after: cursor, maxCount: this.options.batchSize ?? 500 })) {
         await this.db.transaction().execute((trx) => replayPage(trx, page));
       }
       await this.db.transaction().execute(async (trx) => {
