@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { monotonicFactory } from 'ulid';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { contentHash } from '../src/domain/events/hash-chain.ts';
 import { PostgresEventStore } from '../src/adapters/postgres/event-store.ts';
 import { AppendSignal, LOG_CHANNEL, LogNotifier } from '../src/adapters/postgres/log-notifier.ts';
 import type { LogCursor, NewEvent, ReadAllOptions, RecordedEvent } from '../src/ports/event-store.ts';
@@ -44,15 +45,19 @@ function batch(size: number): (NewEvent & { id: string })[] {
 /** Calls ledger_append inside the caller's own transaction, with the payload the store would send. */
 async function appendIn(client: pg.PoolClient, streamId: string, count: number): Promise<{ id: string; position: number }[]> {
   const ids = Array.from({ length: count }, () => newId());
+  const recordedAt = new Date().toISOString();
+  const data = ids.map((_, i) => ({ by: i + 1, note: 'direct' }));
   const result = await client.query<{ o_event_id: string; o_global_position: number }>(
-    'SELECT o_event_id, o_global_position FROM ledger_append($1, -1, false, $2, $3, $4, $5, $6)',
+    'SELECT o_event_id, o_global_position FROM ledger_append($1, -1, false, $2, $3, $4, $5, $6, $7, $8)',
     [
       streamId,
+      recordedAt,
       ids,
       ids.map(() => 'CounterIncremented'),
       ids.map(() => 2),
-      ids.map((_, i) => JSON.stringify({ by: i + 1, note: 'direct' })),
+      data.map((d) => JSON.stringify(d)),
       ids.map(() => '{}'),
+      ids.map((id, i) => contentHash({ id, streamId, type: 'CounterIncremented', schemaVersion: 2, data: data[i], metadata: {}, recordedAt })),
     ],
   );
   return result.rows.map((r) => ({ id: r.o_event_id, position: r.o_global_position }));

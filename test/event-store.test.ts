@@ -3,8 +3,7 @@ import { monotonicFactory } from 'ulid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PostgresEventStore } from '../src/adapters/postgres/event-store.ts';
 import { InvalidEventError } from '../src/domain/events/catalogue.ts';
-import { createHash } from 'node:crypto';
-import { chainHash } from '../src/domain/events/hash-chain.ts';
+import { canonicalJson, chainHash, contentHash } from '../src/domain/events/hash-chain.ts';
 import { ValidationError } from '../src/domain/validation.ts';
 import {
   EventIdConflictError,
@@ -111,6 +110,18 @@ function streamGate(streamId: string, expectedWaiters: number): Promise<() => Pr
     const locked = await client.query('SELECT 1 FROM streams WHERE stream_id = $1 FOR UPDATE', [streamId]);
     if (locked.rowCount === 0) await client.query('INSERT INTO streams (stream_id, version) VALUES ($1, 0)', [streamId]);
   });
+}
+
+/** Recomputes every link in JS from the events as read; the store extended the chain in SQL. */
+function brokenChainLinks(events: RecordedEvent[]): number[] {
+  let previous: string | null = null;
+  const broken: number[] = [];
+  for (const event of events) {
+    const content = contentHash({ ...event, recordedAt: event.recordedAt.toISOString() });
+    if (event.hash !== chainHash(previous, event.streamVersion, content)) broken.push(event.streamVersion);
+    previous = event.hash;
+  }
+  return broken;
 }
 
 describe('optimistic concurrency', () => {
@@ -424,6 +435,47 @@ describe('reading', () => {
   });
 });
 
+describe('large batches (the COPY path)', () => {
+  it('stores a 200-event batch with versions, positions, chain and awkward text intact', async () => {
+    const events = Array.from({ length: 200 }, (_, i) => inc(i, i % 50 === 0 ? 'tab\there\nnew line \\ back\\slash "quoted" \u0001' : `n${i}`));
+    const result = await store.append('copy-1', events, { expectedVersion: 'no_stream' });
+    expect(result.nextExpectedVersion).toBe(200);
+    const stored = await store.readStream('copy-1');
+    expect(stored.map((e) => e.streamVersion)).toEqual(events.map((_, i) => i + 1));
+    expect(stored.map((e) => e.data)).toEqual(events.map((e) => e.data));
+    expect(stored.map((e) => ({ id: e.id, streamVersion: e.streamVersion, globalPosition: e.globalPosition }))).toEqual(result.events);
+    expect(result.lastCursor).toEqual({ transactionId: stored[199]!.transactionId, position: stored[199]!.globalPosition });
+
+    await store.append('copy-1', [inc(1)], { expectedVersion: 200 });
+    await store.append('copy-1', batch(70), { expectedVersion: 201 });
+    await store.append('copy-1', Array.from({ length: 70 }, (_, i) => inc(i)), { expectedVersion: 271 });
+    const whole = await store.readStream('copy-1');
+    expect(whole).toHaveLength(341);
+    expect(brokenChainLinks(whole)).toEqual([]);
+    const head = await database.pool.query('SELECT version, last_hash FROM streams WHERE stream_id = $1', ['copy-1']);
+    expect(head.rows[0]).toEqual({ version: 341, last_hash: whole[340]!.hash });
+  });
+
+  it('refuses a large batch under a wrong expected version and writes none of it', async () => {
+    await store.append('copy-2', Array.from({ length: 100 }, (_, i) => inc(i)));
+    const error = await rejectionOf(store.append('copy-2', Array.from({ length: 100 }, (_, i) => inc(i)), { expectedVersion: 5 }));
+    expect(error).toMatchObject({ name: 'WrongExpectedVersionError', expected: 5, actual: 100 });
+    const missing = await rejectionOf(store.append('copy-2-missing', Array.from({ length: 100 }, (_, i) => inc(i)), { expectedVersion: 'stream_exists' }));
+    expect(missing).toMatchObject({ name: 'WrongExpectedVersionError', actual: 0 });
+    expect(await countEvents('copy-2')).toBe(100);
+    expect(await countEvents('copy-2-missing')).toBe(0);
+  });
+
+  it('lets exactly one of 6 concurrent large batches creating the same stream through', async () => {
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 6 }, () => store.append('copy-3', Array.from({ length: 100 }, (_, i) => inc(i)), { expectedVersion: 'no_stream' })),
+    );
+    expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
+    expect(outcomes.filter((o) => o.status === 'rejected').every((o) => (o as PromiseRejectedResult).reason instanceof WrongExpectedVersionError)).toBe(true);
+    expect(await countEvents('copy-3')).toBe(100);
+  });
+});
+
 describe('reading the log page by page', () => {
   it('gives the same pages as readAll, ends at the end of the log, and can be left early', async () => {
     for (let i = 0; i < 5; i++) await store.append(`pages-${i}`, batch(7));
@@ -495,34 +547,12 @@ describe('upcasting', () => {
 });
 
 describe('hash chain', () => {
-  /** Walks a stream's links in JS over content hashes recomputed from the stored rows. */
-  async function brokenLinks(streamId: string): Promise<number[]> {
-    const rows = await database.pool.query<{ stream_version: number; hash: string; content_hash: string }>(
-      `SELECT stream_version, hash, ledger_content_hash(event_id, stream_id, event_type, schema_version, data, metadata, recorded_at) AS content_hash
-         FROM events WHERE stream_id = $1 ORDER BY stream_version`,
-      [streamId],
-    );
-    let previous: string | null = null;
-    const broken: number[] = [];
-    for (const row of rows.rows) {
-      if (row.hash !== chainHash(previous, row.stream_version, row.content_hash)) broken.push(row.stream_version);
-      previous = row.hash;
-    }
-    return broken;
-  }
-
-  it('hashes the documented canonical form: every field, jsonb text, microsecond time', async () => {
-    const [event] = (await store.append('chain-0', [inc(7, 'pinned')], { expectedVersion: 'no_stream' })).events;
-    const row = await database.pool.query<{ content_hash: string; data: string; metadata: string; micros: string }>(
-      `SELECT ledger_content_hash(event_id, stream_id, event_type, schema_version, data, metadata, recorded_at) AS content_hash,
-              data::text AS data, metadata::text AS metadata, (extract(epoch FROM recorded_at) * 1000000)::bigint::text AS micros
-         FROM events WHERE event_id = $1`,
-      [event!.id],
-    );
-    const { content_hash, data, metadata, micros } = row.rows[0]!;
-    expect(data).toBe('{"by": 7, "note": "pinned"}');
-    const canonical = [event!.id, 'chain-0', 'CounterIncremented', '2', data, metadata, micros].join('\n');
-    expect(content_hash).toBe(createHash('sha256').update(canonical, 'utf8').digest('hex'));
+  it('hashes the canonical content: keys sorted at every level, so jsonb key order does not matter', () => {
+    const content = { id: '01J0000000000000000000000A', streamId: 's-1', type: 'T', schemaVersion: 1, metadata: { source: 'x', actor: 'y' }, recordedAt: '2026-01-02T03:04:05.678Z' };
+    const one = contentHash({ ...content, data: { b: [1, { d: 'é', c: null }], a: '1.50' } });
+    expect(contentHash({ ...content, data: { a: '1.50', b: [1, { c: null, d: 'é' }] } })).toBe(one);
+    expect(contentHash({ ...content, data: { a: '1.5', b: [1, { c: null, d: 'é' }] } })).not.toBe(one);
+    expect(canonicalJson({ b: [1, { d: 'é', c: null }], a: '1.50', u: undefined })).toBe('{"a":"1.50","b":[1,{"c":null,"d":"é"}]}');
   });
 
   it('chains each event to the previous one with the same formula in SQL and JS', async () => {
@@ -540,7 +570,7 @@ describe('hash chain', () => {
     const events = await store.readStream('chain-1');
     expect(events).toHaveLength(5);
     expect(new Set(events.map((e) => e.hash)).size).toBe(5);
-    expect(await brokenLinks('chain-1')).toEqual([]);
+    expect(brokenChainLinks(events)).toEqual([]);
     const stream = await database.pool.query('SELECT last_hash FROM streams WHERE stream_id = $1', ['chain-1']);
     expect(stream.rows[0].last_hash).toBe(events[4]!.hash);
   });
@@ -548,6 +578,6 @@ describe('hash chain', () => {
   it('shows an altered event as a broken link', async () => {
     await store.append('chain-2', [inc(1), inc(2), inc(3)]);
     await database.pool.query(`UPDATE events SET data = jsonb_set(data, '{by}', '20') WHERE stream_id = 'chain-2' AND stream_version = 2`);
-    expect(await brokenLinks('chain-2')).toEqual([2]);
+    expect(brokenChainLinks(await store.readStream('chain-2'))).toEqual([2]);
   });
 });

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { StreamChainWalker, type BrokenLink } from '../../domain/events/chain-verification.ts';
+import { contentHash } from '../../domain/events/hash-chain.ts';
 
 export interface VerificationReport {
   readonly streams: number;
@@ -34,10 +35,19 @@ export async function verifyHashChains(
   // Keyset pages in (stream, version) order: one stream's chain is walked across page boundaries.
   let after: [string, number] = ['', 0];
   for (;;) {
-    const page = await pool.query<{ stream_id: string; stream_version: number; content_hash: string; hash: string }>({
+    const page = await pool.query<{
+      stream_id: string;
+      stream_version: number;
+      event_id: string;
+      event_type: string;
+      schema_version: number;
+      data: unknown;
+      metadata: unknown;
+      recorded_at: Date;
+      hash: string;
+    }>({
       name: 'ledger_verify_page',
-      text: `SELECT stream_id, stream_version, hash,
-                    ledger_content_hash(event_id, stream_id, event_type, schema_version, data, metadata, recorded_at) AS content_hash
+      text: `SELECT stream_id, stream_version, event_id, event_type, schema_version, data, metadata, recorded_at, hash
                FROM events WHERE (stream_id, stream_version) > ($1, $2)
               ORDER BY stream_id, stream_version LIMIT ${PAGE}`,
       values: after,
@@ -47,7 +57,16 @@ export async function verifyHashChains(
         finish(walker);
         walker = new StreamChainWalker(row.stream_id);
       }
-      walker.next({ streamVersion: row.stream_version, contentHash: row.content_hash, hash: row.hash });
+      const content = contentHash({
+        id: row.event_id,
+        streamId: row.stream_id,
+        type: row.event_type,
+        schemaVersion: row.schema_version,
+        data: row.data,
+        metadata: row.metadata,
+        recordedAt: row.recorded_at.toISOString(),
+      });
+      walker.next({ streamVersion: row.stream_version, contentHash: content, hash: row.hash });
       events++;
     }
     onProgress?.({ streams, events });

@@ -1,8 +1,12 @@
 import { randomFillSync } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
 import { monotonicFactory } from 'ulid';
 import { z } from 'zod';
 import { EventCatalogue } from '../../domain/events/catalogue.ts';
+import { chainHash, contentHash } from '../../domain/events/hash-chain.ts';
 import { EventMetadataSchema, type EventMetadata } from '../../domain/events/metadata.ts';
 import { StreamIdSchema } from '../../domain/streams.ts';
 import { parseField, ValidationError } from '../../domain/validation.ts';
@@ -36,6 +40,25 @@ const COLUMNS = `global_position, transaction_id, stream_id, stream_version, eve
 
 /** event id, stream version, global position, transaction id, already stored */
 type AppendRow = [string, number, number, string, boolean];
+
+/** Batches at least this large go in with COPY; smaller ones in one ledger_append round trip. */
+const COPY_THRESHOLD = 64;
+
+interface PreparedEvents {
+  readonly ids: string[];
+  readonly types: string[];
+  readonly schemaVersions: number[];
+  readonly data: string[];
+  readonly metadata: string[];
+  readonly contentHashes: string[];
+}
+
+interface Claim {
+  readonly streamId: string;
+  readonly expected: ExpectedVersion;
+  readonly expectedCode: number;
+  readonly count: number;
+}
 
 type EventRow = [number, string, string, number, string, string, number, unknown, EventMetadata, Date, string];
 
@@ -83,33 +106,33 @@ export class PostgresEventStore implements EventStore {
     const expected = parseField(ExpectedVersionSchema, options.expectedVersion ?? 'any', 'expectedVersion');
     if (events.length === 0) throw new ValidationError([{ path: 'events', message: 'must hold at least one event' }]);
 
+    const recordedAt = new Date();
+    const recordedAtIso = recordedAt.toISOString();
     const seen = new Set<string>();
     let callerIds = false;
-    const ids: string[] = [];
-    const types: string[] = [];
-    const schemaVersions: number[] = [];
-    const data: string[] = [];
-    const metadata: string[] = [];
+    const batch: PreparedEvents = { ids: [], types: [], schemaVersions: [], data: [], metadata: [], contentHashes: [] };
     events.forEach((event, index) => {
       callerIds ||= event.id !== undefined;
       const id = event.id === undefined ? this.newId() : parseField(UlidSchema, event.id, `events[${index}].id`);
       if (seen.has(id)) throw new ValidationError([{ path: `events[${index}].id`, message: `duplicates the id of an earlier event in the batch (${id})` }]);
       seen.add(id);
       const valid = this.catalogue.validate(event.type, event.data, `events[${index}]`);
-      ids.push(id);
-      types.push(valid.type);
-      schemaVersions.push(valid.schemaVersion);
-      data.push(JSON.stringify(valid.data));
-      metadata.push(JSON.stringify(event.metadata === undefined ? {} : parseField(EventMetadataSchema, event.metadata, `events[${index}].metadata`)));
+      const metadata = event.metadata === undefined ? {} : parseField(EventMetadataSchema, event.metadata, `events[${index}].metadata`);
+      batch.ids.push(id);
+      batch.types.push(valid.type);
+      batch.schemaVersions.push(valid.schemaVersion);
+      batch.data.push(JSON.stringify(valid.data));
+      batch.metadata.push(JSON.stringify(metadata));
+      batch.contentHashes.push(contentHash({ id, streamId, type: valid.type, schemaVersion: valid.schemaVersion, data: valid.data, metadata, recordedAt: recordedAtIso }));
     });
 
-    const expectedCode = typeof expected === 'number' ? expected : EXPECTED_CODES[expected];
+    const claim: Claim = { streamId, expected, expectedCode: typeof expected === 'number' ? expected : EXPECTED_CODES[expected], count: events.length };
     let rows: AppendRow[];
     try {
-      rows =
-        events.length === 1 && !callerIds
-          ? await this.appendOne(streamId, expected, expectedCode, ids[0]!, types[0]!, schemaVersions[0]!, data[0]!, metadata[0]!)
-          : await this.appendBatch(streamId, expectedCode, callerIds, ids, types, schemaVersions, data, metadata);
+      if (callerIds) rows = await this.appendWithFunction(claim, true, recordedAt, batch);
+      else if (events.length === 1) rows = await this.appendOne(claim, recordedAt, batch);
+      else if (events.length >= COPY_THRESHOLD) rows = await this.appendByCopy(claim, recordedAt, recordedAtIso, batch);
+      else rows = await this.appendWithFunction(claim, false, recordedAt, batch);
     } catch (error) {
       throw translateAppendError(error, streamId, expected, [...seen]);
     }
@@ -126,66 +149,106 @@ export class PostgresEventStore implements EventStore {
     };
   }
 
-  private async appendBatch(
-    streamId: string,
-    expectedCode: number,
-    checkIds: boolean,
-    ...columns: [string[], string[], number[], string[], string[]]
-  ): Promise<AppendRow[]> {
+  /** Any batch: ledger_append does everything, including the idempotency lookup for caller ids. */
+  private async appendWithFunction(claim: Claim, checkIds: boolean, recordedAt: Date, batch: PreparedEvents): Promise<AppendRow[]> {
     const result = await this.pool.query<AppendRow>({
       name: 'ledger_append',
-      text: 'SELECT * FROM ledger_append($1, $2, $3, $4, $5, $6, $7, $8)',
-      values: [streamId, expectedCode, checkIds, ...columns],
+      text: 'SELECT * FROM ledger_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)',
+      values: [claim.streamId, claim.expectedCode, checkIds, recordedAt, batch.ids, batch.types, batch.schemaVersions, batch.data, batch.metadata, batch.contentHashes],
       rowMode: 'array',
     });
     return result.rows;
   }
 
   /**
-   * The common case, one event with a store-generated id (so no idempotency lookup), as a single
-   * SQL statement: no PL/pgSQL set-up per transaction. It does what ledger_append does, with the
-   * same lock, hash functions and version rules; the upsert's conflict path sees the stream's
-   * latest committed row. Only the check that keeps a new stream from being created under an
-   * exact or `stream_exists` expectation reads the statement's snapshot, which is taken before the
-   * lock: when no row comes back, the stream's current version decides between a retry (the
-   * expectation holds after all) and WrongExpectedVersion.
+   * One event with a store-generated id (so no idempotency lookup), the common case, as a single
+   * statement: no PL/pgSQL set-up per transaction. It claims the next version exactly as
+   * ledger_append does (see CLAIM) and inserts the event with the chain hash the claim computed.
    */
-  private async appendOne(
-    streamId: string,
-    expected: ExpectedVersion,
-    expectedCode: number,
-    ...event: [string, string, number, string, string]
-  ): Promise<AppendRow[]> {
-    for (;;) {
+  private async appendOne(claim: Claim, recordedAt: Date, batch: PreparedEvents): Promise<AppendRow[]> {
+    return this.claimed(claim, async () => {
       const result = await this.pool.query<AppendRow>({
         name: 'ledger_append_one',
         text: `
-          WITH locked AS (SELECT pg_advisory_xact_lock(1279524867, hashtext($1))),
-          claimed AS (
-            INSERT INTO streams AS s (stream_id, version, last_hash)
-            SELECT $1, 1, ledger_chain_hash(NULL, 1, ledger_content_hash($3, $1, $4, $5, $6, $7, now()))
-              FROM locked
-             WHERE $2 IN (-1, -2, 0) OR EXISTS (SELECT 1 FROM streams WHERE stream_id = $1)
-            ON CONFLICT (stream_id) DO UPDATE
-              SET version = s.version + 1, updated_at = now(),
-                  last_hash = ledger_chain_hash(s.last_hash, s.version + 1, ledger_content_hash($3, $1, $4, $5, $6, $7, now()))
-              WHERE $2 = -1 OR ($2 = -3 AND s.version > 0) OR s.version = $2
-            RETURNING s.version, s.last_hash
-          )
+          WITH ${CLAIM('ledger_chain_hash(s.last_hash, s.version + 1, $8)', 'ledger_chain_hash(NULL, 1, $8)')}
           INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, data, metadata, recorded_at, hash)
-          SELECT $1, claimed.version, $3, $4, $5, $6, $7, now(), claimed.last_hash FROM claimed
+          SELECT $1, claimed.version_before + 1, $4, $5, $6, $7, $9, $10, claimed.last_hash FROM claimed
           RETURNING event_id, stream_version, global_position, transaction_id, false`,
-        values: [streamId, expectedCode, ...event],
+        values: [claim.streamId, claim.expectedCode, 1, batch.ids[0], batch.types[0], batch.schemaVersions[0], batch.data[0], batch.contentHashes[0], batch.metadata[0], recordedAt],
         rowMode: 'array',
       });
-      if (result.rows.length > 0) return result.rows;
-      const actual = await this.streamVersion(streamId);
-      if (!expectationHolds(expected, actual)) throw new WrongExpectedVersionError(streamId, expected, actual);
+      return result.rows.length > 0 ? result.rows : null;
+    });
+  }
+
+  /**
+   * A large batch of store-generated events streams in with COPY, PostgreSQL's fastest way in, in
+   * one transaction: claim the versions (CLAIM, which returns the previous hash), extend the hash
+   * chain here, COPY the rows, record the stream's last hash, and read back the positions.
+   */
+  private async appendByCopy(claim: Claim, recordedAt: Date, recordedAtIso: string, batch: PreparedEvents): Promise<AppendRow[]> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const head = await this.claimed(claim, async () => {
+        const result = await client.query<[number, string | null]>({
+          name: 'ledger_claim',
+          text: `WITH ${CLAIM('s.last_hash', 'NULL')} SELECT version_before, last_hash FROM claimed`,
+          values: [claim.streamId, claim.expectedCode, claim.count],
+          rowMode: 'array',
+        });
+        return result.rows[0] ?? null;
+      }, client);
+      const [versionBefore] = head;
+      let hash = head[1];
+      const lines: string[] = [];
+      for (let i = 0; i < claim.count; i++) {
+        hash = chainHash(hash, versionBefore + i + 1, batch.contentHashes[i]!);
+        lines.push(
+          [claim.streamId, String(versionBefore + i + 1), batch.ids[i]!, batch.types[i]!, String(batch.schemaVersions[i]), batch.data[i]!, batch.metadata[i]!, recordedAtIso, hash]
+            .map(copyText)
+            .join('\t'),
+        );
+      }
+      await pipeline(
+        Readable.from([`${lines.join('\n')}\n`]),
+        client.query(copyFrom('COPY events (stream_id, stream_version, event_id, event_type, schema_version, data, metadata, recorded_at, hash) FROM STDIN')),
+      );
+      await client.query({ name: 'ledger_set_last_hash', text: 'UPDATE streams SET last_hash = $2 WHERE stream_id = $1', values: [claim.streamId, hash] });
+      const stored = await client.query<AppendRow>({
+        name: 'ledger_copied_positions',
+        text: `SELECT event_id, stream_version, global_position, transaction_id, false FROM events
+                WHERE stream_id = $1 AND stream_version > $2 ORDER BY stream_version`,
+        values: [claim.streamId, versionBefore],
+        rowMode: 'array',
+      });
+      await client.query('COMMIT');
+      return stored.rows;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw error;
+    } finally {
+      client.release();
     }
   }
 
-  private async streamVersion(streamId: string): Promise<number> {
-    const result = await this.pool.query<[number]>({
+  /**
+   * Runs a CLAIM statement. Only CLAIM's guard against creating a stream under an exact or
+   * `stream_exists` expectation reads the statement's snapshot, taken before the lock; so when no
+   * row comes back, the stream's current version decides between trying again (the expectation
+   * holds after all) and WrongExpectedVersion.
+   */
+  private async claimed<T>(claim: Claim, attempt: () => Promise<T | null>, client: pg.ClientBase | pg.Pool = this.pool): Promise<T> {
+    for (;;) {
+      const result = await attempt();
+      if (result !== null) return result;
+      const actual = await this.streamVersion(claim.streamId, client);
+      if (!expectationHolds(claim.expected, actual)) throw new WrongExpectedVersionError(claim.streamId, claim.expected, actual);
+    }
+  }
+
+  private async streamVersion(streamId: string, client: pg.ClientBase | pg.Pool): Promise<number> {
+    const result = await client.query<[number]>({
       name: 'ledger_stream_version',
       text: 'SELECT version FROM streams WHERE stream_id = $1',
       values: [streamId],
@@ -320,6 +383,30 @@ export class PostgresEventStore implements EventStore {
       hash,
     };
   }
+}
+
+/**
+ * Claims `$3` versions of stream `$1` under expectation code `$2`, as ledger_append does: the
+ * per-stream lock first (before the transaction has an id, see ledger_append), then one upsert that
+ * checks the expected version against the stream's latest committed row and moves it on. The CTE
+ * `claimed` yields (version_before, last_hash) with last_hash set by the given expressions.
+ */
+function CLAIM(lastHashOnUpdate: string, lastHashOnCreate: string): string {
+  return `locked AS (SELECT pg_advisory_xact_lock(1279524867, hashtext($1))),
+          claimed AS (
+            INSERT INTO streams AS s (stream_id, version, last_hash)
+            SELECT $1, $3, ${lastHashOnCreate} FROM locked
+             WHERE $2 IN (-1, -2, 0) OR EXISTS (SELECT 1 FROM streams WHERE stream_id = $1)
+            ON CONFLICT (stream_id) DO UPDATE
+              SET version = s.version + $3, updated_at = now(), last_hash = ${lastHashOnUpdate}
+              WHERE $2 = -1 OR ($2 = -3 AND s.version > 0) OR s.version = $2
+            RETURNING s.version - $3 AS version_before, s.last_hash
+          )`;
+}
+
+/** COPY's text format: backslash, tab, newline and carriage return are escaped. */
+function copyText(value: string): string {
+  return value.replace(/[\\\t\n\r]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r'));
 }
 
 function expectationHolds(expected: ExpectedVersion, actual: number): boolean {

@@ -1,11 +1,53 @@
 import { createHash } from 'node:crypto';
 
+/** The fields of an event that its content hash covers (everything but store-assigned positions). */
+export interface HashedContent {
+  readonly id: string;
+  readonly streamId: string;
+  readonly type: string;
+  readonly schemaVersion: number;
+  readonly data: unknown;
+  readonly metadata: unknown;
+  /** ISO 8601 with milliseconds, as Date.toISOString() writes it. */
+  readonly recordedAt: string;
+}
+
 /**
- * The chained hash of the event at `streamVersion`: it covers the previous event's chained hash
- * and the event's content hash, so altering any event breaks its link. The store computes the
- * same formula in SQL (ledger_chain_hash), and the content hash there too (ledger_content_hash,
- * over PostgreSQL's normalised jsonb text), so that both are extended under the stream's lock.
+ * JSON with object keys sorted (by UTF-16 code units, as RFC 8785 does) and JSON.stringify's
+ * rendering of strings and numbers, so that equal values always give the same text: data read
+ * back from jsonb (which reorders keys) renders exactly as it did when it was appended.
  */
-export function chainHash(previousHash: string | null, streamVersion: number, contentHash: string): string {
-  return createHash('sha256').update(`${previousHash ?? ''}\n${streamVersion}\n${contentHash}`, 'utf8').digest('hex');
+export function canonicalJson(value: unknown): string {
+  if (value !== null && typeof value === 'object') {
+    const json = (value as { toJSON?: () => unknown }).toJSON;
+    if (typeof json === 'function') return canonicalJson(json.call(value));
+    if (Array.isArray(value)) return `[${value.map((item) => (item === undefined ? 'null' : canonicalJson(item))).join(',')}]`;
+    const entries = Object.keys(value)
+      .sort()
+      .flatMap((key) => {
+        const item = (value as Record<string, unknown>)[key];
+        return item === undefined || typeof item === 'function' ? [] : [`${JSON.stringify(key)}:${canonicalJson(item)}`];
+      });
+    return `{${entries.join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+/** SHA-256 (hex) of an event's canonical content. */
+export function contentHash(content: HashedContent): string {
+  const { id, streamId, type, schemaVersion, data, metadata, recordedAt } = content;
+  return sha256Hex(canonicalJson([id, streamId, type, schemaVersion, data, metadata, recordedAt]));
+}
+
+/**
+ * The chained hash of the event at `streamVersion`: it covers the previous event's chained hash and
+ * the event's content hash, so altering any event breaks its link. The same formula runs in SQL
+ * (ledger_chain_hash), where an append extends the chain under the stream's lock.
+ */
+export function chainHash(previousHash: string | null, streamVersion: number, contentHashHex: string): string {
+  return sha256Hex(`${previousHash ?? ''}\n${streamVersion}\n${contentHashHex}`);
+}
+
+function sha256Hex(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex');
 }

@@ -30,20 +30,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     )`.execute(db);
   await sql`CREATE INDEX events_log_order ON events (transaction_id, global_position)`.execute(db);
 
-  // The canonical form an event's hash covers, rendered by PostgreSQL itself (jsonb's text form is
-  // normalised: keys sorted, whitespace fixed), so appends and `ledger verify` hash the same bytes.
-  await sql`
-    CREATE FUNCTION ledger_content_hash(p_id text, p_stream_id text, p_type text, p_schema_version integer,
-                                        p_data jsonb, p_metadata jsonb, p_recorded_at timestamptz)
-    RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS $fn$
-      SELECT encode(sha256(convert_to(
-        p_id || E'\n' || p_stream_id || E'\n' || p_type || E'\n' || p_schema_version::text || E'\n' ||
-        p_data::text || E'\n' || p_metadata::text || E'\n' || (extract(epoch FROM p_recorded_at) * 1000000)::bigint::text,
-        'UTF8')), 'hex')
-    $fn$`.execute(db);
-
-  // Each event's hash covers the previous event's hash in its stream (the same formula as chainHash
-  // in src/domain/events/hash-chain.ts).
+  // Each event's hash covers the previous event's hash in its stream and its own content hash
+  // (computed by the store from the canonical content: src/domain/events/hash-chain.ts, which holds
+  // the same chain formula).
   await sql`
     CREATE FUNCTION ledger_chain_hash(p_previous text, p_version bigint, p_content_hash text)
     RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS $fn$
@@ -57,14 +46,13 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   // less per call than unpacking a JSON document into rows.
   // p_expected: >= 0 exact version, -1 any, -2 no_stream, -3 stream_exists.
   await sql`
-    CREATE FUNCTION ledger_append(p_stream_id text, p_expected bigint, p_check_ids boolean,
-                                  p_ids text[], p_types text[], p_schema_versions integer[], p_data jsonb[], p_metadata jsonb[])
+    CREATE FUNCTION ledger_append(p_stream_id text, p_expected bigint, p_check_ids boolean, p_recorded_at timestamptz,
+                                  p_ids text[], p_types text[], p_schema_versions integer[], p_data jsonb[], p_metadata jsonb[],
+                                  p_content_hashes text[])
     RETURNS TABLE (o_event_id text, o_stream_version bigint, o_global_position bigint, o_transaction_id xid8, o_already_stored boolean)
     LANGUAGE plpgsql AS $fn$
     DECLARE
       v_count int := cardinality(p_ids);
-      v_now timestamptz := now();
-      v_first_hash text;
       v_hashes text[];
       v_version bigint;
       v_hash text;
@@ -94,26 +82,24 @@ export async function up(db: Kysely<unknown>): Promise<void> {
         END IF;
       END IF;
 
-      v_first_hash := ledger_content_hash(p_ids[1], p_stream_id, p_types[1], p_schema_versions[1], p_data[1], p_metadata[1], v_now);
-
       -- RETURNING gives the version before the append, and last_hash: for a single event its new
       -- hash (computed in SET from the old one), for a batch the previous hash, left as it was.
       IF p_expected = -2 OR p_expected = 0 THEN
         INSERT INTO streams (stream_id, version, last_hash)
-        VALUES (p_stream_id, v_count, CASE WHEN v_count = 1 THEN ledger_chain_hash(NULL, 1, v_first_hash) END)
+        VALUES (p_stream_id, v_count, CASE WHEN v_count = 1 THEN ledger_chain_hash(NULL, 1, p_content_hashes[1]) END)
         ON CONFLICT DO NOTHING
         RETURNING streams.version - v_count, streams.last_hash INTO v_version, v_hash;
       ELSIF p_expected = -1 THEN
         INSERT INTO streams (stream_id, version, last_hash)
-        VALUES (p_stream_id, v_count, CASE WHEN v_count = 1 THEN ledger_chain_hash(NULL, 1, v_first_hash) END)
+        VALUES (p_stream_id, v_count, CASE WHEN v_count = 1 THEN ledger_chain_hash(NULL, 1, p_content_hashes[1]) END)
         ON CONFLICT (stream_id) DO UPDATE
-          SET version = streams.version + v_count, updated_at = v_now,
-              last_hash = CASE WHEN v_count = 1 THEN ledger_chain_hash(streams.last_hash, streams.version + 1, v_first_hash) ELSE streams.last_hash END
+          SET version = streams.version + v_count, updated_at = now(),
+              last_hash = CASE WHEN v_count = 1 THEN ledger_chain_hash(streams.last_hash, streams.version + 1, p_content_hashes[1]) ELSE streams.last_hash END
         RETURNING streams.version - v_count, streams.last_hash INTO v_version, v_hash;
       ELSE
         UPDATE streams
-           SET version = streams.version + v_count, updated_at = v_now,
-               last_hash = CASE WHEN v_count = 1 THEN ledger_chain_hash(streams.last_hash, streams.version + 1, v_first_hash) ELSE streams.last_hash END
+           SET version = streams.version + v_count, updated_at = now(),
+               last_hash = CASE WHEN v_count = 1 THEN ledger_chain_hash(streams.last_hash, streams.version + 1, p_content_hashes[1]) ELSE streams.last_hash END
          WHERE streams.stream_id = p_stream_id
            AND CASE WHEN p_expected = -3 THEN streams.version > 0 ELSE streams.version = p_expected END
         RETURNING streams.version - v_count, streams.last_hash INTO v_version, v_hash;
@@ -126,24 +112,23 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       IF v_count = 1 THEN
         RETURN QUERY
           INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, data, metadata, recorded_at, hash)
-          VALUES (p_stream_id, v_version + 1, p_ids[1], p_types[1], p_schema_versions[1], p_data[1], p_metadata[1], v_now, v_hash)
+          VALUES (p_stream_id, v_version + 1, p_ids[1], p_types[1], p_schema_versions[1], p_data[1], p_metadata[1], p_recorded_at, v_hash)
           RETURNING events.event_id, events.stream_version, events.global_position, events.transaction_id, false;
         RETURN;
       END IF;
 
       v_hashes := array_fill(NULL::text, ARRAY[v_count]);
-      v_hash := ledger_chain_hash(v_hash, v_version + 1, v_first_hash);
+      v_hash := ledger_chain_hash(v_hash, v_version + 1, p_content_hashes[1]);
       v_hashes[1] := v_hash;
       FOR i IN 2..v_count LOOP
-        v_hash := ledger_chain_hash(v_hash, v_version + i,
-          ledger_content_hash(p_ids[i], p_stream_id, p_types[i], p_schema_versions[i], p_data[i], p_metadata[i], v_now));
+        v_hash := ledger_chain_hash(v_hash, v_version + i, p_content_hashes[i]);
         v_hashes[i] := v_hash;
       END LOOP;
       UPDATE streams SET last_hash = v_hash WHERE stream_id = p_stream_id;
 
       RETURN QUERY
         INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, data, metadata, recorded_at, hash)
-        SELECT p_stream_id, v_version + u.n, u.id, u.type, u.schema_version, u.data, u.metadata, v_now, v_hashes[u.n]
+        SELECT p_stream_id, v_version + u.n, u.id, u.type, u.schema_version, u.data, u.metadata, p_recorded_at, v_hashes[u.n]
           FROM unnest(p_ids, p_types, p_schema_versions, p_data, p_metadata) WITH ORDINALITY AS u(id, type, schema_version, data, metadata, n)
          ORDER BY u.n
         RETURNING events.event_id, events.stream_version, events.global_position, events.transaction_id, false;
@@ -152,9 +137,8 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {
-  await sql`DROP FUNCTION ledger_append(text, bigint, boolean, text[], text[], integer[], jsonb[], jsonb[])`.execute(db);
+  await sql`DROP FUNCTION ledger_append(text, bigint, boolean, timestamptz, text[], text[], integer[], jsonb[], jsonb[], text[])`.execute(db);
   await sql`DROP FUNCTION ledger_chain_hash(text, bigint, text)`.execute(db);
-  await sql`DROP FUNCTION ledger_content_hash(text, text, text, integer, jsonb, jsonb, timestamptz)`.execute(db);
   await sql`DROP TABLE events`.execute(db);
   await sql`DROP TABLE streams`.execute(db);
 }
