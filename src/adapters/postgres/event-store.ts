@@ -116,7 +116,7 @@ export class PostgresEventStore implements EventStore {
       const id = event.id === undefined ? this.newId() : parseField(UlidSchema, event.id, `events[${index}].id`);
       if (seen.has(id)) throw new ValidationError([{ path: `events[${index}].id`, message: `duplicates the id of an earlier event in the batch (${id})` }]);
       seen.add(id);
-      const valid = this.catalogue.validate(event.type, event.data, `events[${index}]`);
+      const valid = this.catalogue.validate(event.type, event.data, () => `events[${index}]`);
       const metadata = event.metadata === undefined ? {} : parseField(EventMetadataSchema, event.metadata, `events[${index}].metadata`);
       batch.ids.push(id);
       batch.types.push(valid.type);
@@ -205,9 +205,8 @@ export class PostgresEventStore implements EventStore {
       for (let i = 0; i < claim.count; i++) {
         hash = chainHash(hash, versionBefore + i + 1, batch.contentHashes[i]!);
         lines.push(
-          [claim.streamId, String(versionBefore + i + 1), batch.ids[i]!, batch.types[i]!, String(batch.schemaVersions[i]), batch.data[i]!, batch.metadata[i]!, recordedAtIso, hash]
-            .map(copyText)
-            .join('\t'),
+          // Only the JSON columns can hold characters COPY escapes; the rest are validated ids and names.
+          `${claim.streamId}\t${versionBefore + i + 1}\t${batch.ids[i]}\t${batch.types[i]}\t${batch.schemaVersions[i]}\t${copyText(batch.data[i]!)}\t${copyText(batch.metadata[i]!)}\t${recordedAtIso}\t${hash}`,
         );
       }
       await pipeline(
@@ -368,7 +367,7 @@ export class PostgresEventStore implements EventStore {
 
   private decode(row: EventRow): RecordedEvent {
     const [globalPosition, transactionId, streamId, streamVersion, id, type, storedVersion, data, metadata, recordedAt, hash] = row;
-    const valid = this.catalogue.upcast(type, storedVersion, data, `stream ${streamId} version ${streamVersion}`);
+    const valid = this.catalogue.upcast(type, storedVersion, data, () => `stream ${streamId} version ${streamVersion}`);
     return {
       id,
       streamId,
@@ -406,6 +405,7 @@ function CLAIM(lastHashOnUpdate: string, lastHashOnCreate: string): string {
 
 /** COPY's text format: backslash, tab, newline and carriage return are escaped. */
 function copyText(value: string): string {
+  if (!/[\\\t\n\r]/.test(value)) return value;
   return value.replace(/[\\\t\n\r]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r'));
 }
 

@@ -23,14 +23,18 @@ export function defineEvent<TType extends string, TSchema extends z.ZodType>(
   return definition;
 }
 
+/** Where an event was found, for error messages; a function so that it is built only on error. */
+export type Context = string | (() => string);
+
 /** Raised when an event's type is unknown or its data does not match the type's schema. */
 export class InvalidEventError extends Error {
   override readonly name = 'InvalidEventError';
   constructor(
     readonly eventType: string,
     readonly issues: readonly { path: string; message: string }[],
-    context?: string,
+    context?: Context,
   ) {
+    context = typeof context === 'function' ? context() : context;
     super(
       `invalid ${eventType} event${context ? ` (${context})` : ''}: ` +
         issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join('; '),
@@ -60,13 +64,13 @@ export class EventCatalogue {
   }
 
   /** Validates new event data against the current schema of its type. */
-  validate(type: string, data: unknown, context?: string): ValidatedEvent {
+  validate(type: string, data: unknown, context?: Context): ValidatedEvent {
     const definition = this.definitionOf(type, context);
     return { type, schemaVersion: definition.version, data: parse(definition, data, context) };
   }
 
   /** Upcasts stored data to the current version of its type, then validates it. */
-  upcast(type: string, schemaVersion: number, data: unknown, context?: string): ValidatedEvent {
+  upcast(type: string, schemaVersion: number, data: unknown, context?: Context): ValidatedEvent {
     const definition = this.definitionOf(type, context);
     if (schemaVersion > definition.version) {
       throw new InvalidEventError(type, [{ path: 'schemaVersion', message: `version ${schemaVersion} is newer than the known version ${definition.version}` }], context);
@@ -76,14 +80,14 @@ export class EventCatalogue {
     return { type, schemaVersion: definition.version, data: parse(definition, upcast, context) };
   }
 
-  private definitionOf(type: string, context?: string): EventDefinition {
+  private definitionOf(type: string, context?: Context): EventDefinition {
     const definition = this.definitions.get(type);
     if (!definition) throw new InvalidEventError(type, [{ path: 'type', message: `unknown event type "${type}"` }], context);
     return definition;
   }
 }
 
-function parse(definition: EventDefinition, data: unknown, context?: string): unknown {
+function parse(definition: EventDefinition, data: unknown, context?: Context): unknown {
   const result = definition.schema.safeParse(data);
   if (result.success) return result.data;
   throw new InvalidEventError(

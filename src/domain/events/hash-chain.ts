@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 /** The fields of an event that its content hash covers (everything but store-assigned positions). */
 export interface HashedContent {
@@ -18,19 +18,27 @@ export interface HashedContent {
  * back from jsonb (which reorders keys) renders exactly as it did when it was appended.
  */
 export function canonicalJson(value: unknown): string {
-  if (value !== null && typeof value === 'object') {
-    const json = (value as { toJSON?: () => unknown }).toJSON;
-    if (typeof json === 'function') return canonicalJson(json.call(value));
-    if (Array.isArray(value)) return `[${value.map((item) => (item === undefined ? 'null' : canonicalJson(item))).join(',')}]`;
-    const entries = Object.keys(value)
-      .sort()
-      .flatMap((key) => {
-        const item = (value as Record<string, unknown>)[key];
-        return item === undefined || typeof item === 'function' ? [] : [`${JSON.stringify(key)}:${canonicalJson(item)}`];
-      });
-    return `{${entries.join(',')}}`;
+  if (typeof value !== 'object' || value === null) return JSON.stringify(value) ?? 'null';
+  const toJson = (value as { toJSON?: () => unknown }).toJSON;
+  if (typeof toJson === 'function') return canonicalJson(toJson.call(value));
+  // Plain loops and string concatenation: this runs for every event appended and verified.
+  if (Array.isArray(value)) {
+    let out = '[';
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i];
+      out += (i === 0 ? '' : ',') + (item === undefined || typeof item === 'function' ? 'null' : canonicalJson(item));
+    }
+    return `${out}]`;
   }
-  return JSON.stringify(value) ?? 'null';
+  const keys = Object.keys(value);
+  if (keys.length > 1) keys.sort();
+  let out = '{';
+  for (const key of keys) {
+    const item = (value as Record<string, unknown>)[key];
+    if (item === undefined || typeof item === 'function') continue;
+    out += `${out.length === 1 ? '' : ','}${JSON.stringify(key)}:${canonicalJson(item)}`;
+  }
+  return `${out}}`;
 }
 
 /** SHA-256 (hex) of an event's canonical content. */
@@ -49,5 +57,5 @@ export function chainHash(previousHash: string | null, streamVersion: number, co
 }
 
 function sha256Hex(text: string): string {
-  return createHash('sha256').update(text, 'utf8').digest('hex');
+  return hash('sha256', text, 'hex');
 }
