@@ -36,22 +36,43 @@ const MaxCountSchema = z.number().int().positive().max(100_000);
 
 const EXPECTED_CODES: Record<Exclude<ExpectedVersion, number>, number> = { any: -1, no_stream: -2, stream_exists: -3 };
 
-const COLUMNS = `global_position, transaction_id, stream_id, stream_version, event_id, event_type, schema_version, data, metadata, recorded_at, hash`;
+// recorded_at travels as epoch milliseconds (the store writes millisecond times): a number is far
+// cheaper to turn into a Date than timestamp text.
+const COLUMNS = `global_position, transaction_id, stream_id, stream_version, event_id, event_type, schema_version, data, metadata,
+  (extract(epoch FROM recorded_at) * 1000)::int8 AS recorded_at_ms, hash`;
 
 /** event id, stream version, global position, transaction id, already stored */
 type AppendRow = [string, number, number, string, boolean];
 
 /** Batches at least this large go in with COPY; smaller ones in one ledger_append round trip. */
 const COPY_THRESHOLD = 64;
+/** Rows per chunk handed to COPY. */
+const COPY_CHUNK = 100;
 
+/** A validated batch, column by column. */
 interface PreparedEvents {
+  readonly streamId: string;
+  readonly recordedAt: string;
   readonly ids: string[];
   readonly types: string[];
   readonly schemaVersions: number[];
-  readonly data: string[];
-  readonly metadata: string[];
-  readonly contentHashes: string[];
+  readonly data: unknown[];
+  readonly metadata: EventMetadata[];
 }
+
+function contentHashOf(batch: PreparedEvents, i: number): string {
+  return contentHash({
+    id: batch.ids[i]!,
+    streamId: batch.streamId,
+    type: batch.types[i]!,
+    schemaVersion: batch.schemaVersions[i]!,
+    data: batch.data[i],
+    metadata: batch.metadata[i],
+    recordedAt: batch.recordedAt,
+  });
+}
+
+const json = (value: unknown) => JSON.stringify(value);
 
 interface Claim {
   readonly streamId: string;
@@ -60,7 +81,7 @@ interface Claim {
   readonly count: number;
 }
 
-type EventRow = [number, string, string, number, string, string, number, unknown, EventMetadata, Date, string];
+type EventRow = [number, string, string, number, string, string, number, unknown, EventMetadata, number, string];
 
 export interface PostgresEventStoreOptions {
   readonly catalogue: EventCatalogue;
@@ -110,20 +131,18 @@ export class PostgresEventStore implements EventStore {
     const recordedAtIso = recordedAt.toISOString();
     const seen = new Set<string>();
     let callerIds = false;
-    const batch: PreparedEvents = { ids: [], types: [], schemaVersions: [], data: [], metadata: [], contentHashes: [] };
+    const batch: PreparedEvents = { streamId, recordedAt: recordedAtIso, ids: [], types: [], schemaVersions: [], data: [], metadata: [] };
     events.forEach((event, index) => {
       callerIds ||= event.id !== undefined;
       const id = event.id === undefined ? this.newId() : parseField(UlidSchema, event.id, `events[${index}].id`);
       if (seen.has(id)) throw new ValidationError([{ path: `events[${index}].id`, message: `duplicates the id of an earlier event in the batch (${id})` }]);
       seen.add(id);
       const valid = this.catalogue.validate(event.type, event.data, () => `events[${index}]`);
-      const metadata = event.metadata === undefined ? {} : parseField(EventMetadataSchema, event.metadata, `events[${index}].metadata`);
       batch.ids.push(id);
       batch.types.push(valid.type);
       batch.schemaVersions.push(valid.schemaVersion);
-      batch.data.push(JSON.stringify(valid.data));
-      batch.metadata.push(JSON.stringify(metadata));
-      batch.contentHashes.push(contentHash({ id, streamId, type: valid.type, schemaVersion: valid.schemaVersion, data: valid.data, metadata, recordedAt: recordedAtIso }));
+      batch.data.push(valid.data);
+      batch.metadata.push(event.metadata === undefined ? {} : parseField(EventMetadataSchema, event.metadata, `events[${index}].metadata`));
     });
 
     const claim: Claim = { streamId, expected, expectedCode: typeof expected === 'number' ? expected : EXPECTED_CODES[expected], count: events.length };
@@ -131,7 +150,7 @@ export class PostgresEventStore implements EventStore {
     try {
       if (callerIds) rows = await this.appendWithFunction(claim, true, recordedAt, batch);
       else if (events.length === 1) rows = await this.appendOne(claim, recordedAt, batch);
-      else if (events.length >= COPY_THRESHOLD) rows = await this.appendByCopy(claim, recordedAt, recordedAtIso, batch);
+      else if (events.length >= COPY_THRESHOLD) rows = await this.appendByCopy(claim, batch);
       else rows = await this.appendWithFunction(claim, false, recordedAt, batch);
     } catch (error) {
       throw translateAppendError(error, streamId, expected, [...seen]);
@@ -154,7 +173,18 @@ export class PostgresEventStore implements EventStore {
     const result = await this.pool.query<AppendRow>({
       name: 'ledger_append',
       text: 'SELECT * FROM ledger_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)',
-      values: [claim.streamId, claim.expectedCode, checkIds, recordedAt, batch.ids, batch.types, batch.schemaVersions, batch.data, batch.metadata, batch.contentHashes],
+      values: [
+        claim.streamId,
+        claim.expectedCode,
+        checkIds,
+        recordedAt,
+        batch.ids,
+        batch.types,
+        batch.schemaVersions,
+        batch.data.map(json),
+        batch.metadata.map(json),
+        batch.ids.map((_, i) => contentHashOf(batch, i)),
+      ],
       rowMode: 'array',
     });
     return result.rows;
@@ -174,7 +204,7 @@ export class PostgresEventStore implements EventStore {
           INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, data, metadata, recorded_at, hash)
           SELECT $1, claimed.version_before + 1, $4, $5, $6, $7, $9, $10, claimed.last_hash FROM claimed
           RETURNING event_id, stream_version, global_position, transaction_id, false`,
-        values: [claim.streamId, claim.expectedCode, 1, batch.ids[0], batch.types[0], batch.schemaVersions[0], batch.data[0], batch.contentHashes[0], batch.metadata[0], recordedAt],
+        values: [claim.streamId, claim.expectedCode, 1, batch.ids[0], batch.types[0], batch.schemaVersions[0], json(batch.data[0]), contentHashOf(batch, 0), json(batch.metadata[0]), recordedAt],
         rowMode: 'array',
       });
       return result.rows.length > 0 ? result.rows : null;
@@ -183,46 +213,52 @@ export class PostgresEventStore implements EventStore {
 
   /**
    * A large batch of store-generated events streams in with COPY, PostgreSQL's fastest way in, in
-   * one transaction: claim the versions (CLAIM, which returns the previous hash), extend the hash
-   * chain here, COPY the rows, record the stream's last hash, and read back the positions.
+   * one transaction: claim the versions and positions (CLAIM, which returns the previous hash),
+   * extend the hash chain here, COPY the rows, then record the stream's last hash and commit.
    */
-  private async appendByCopy(claim: Claim, recordedAt: Date, recordedAtIso: string, batch: PreparedEvents): Promise<AppendRow[]> {
+  private async appendByCopy(claim: Claim, batch: PreparedEvents): Promise<AppendRow[]> {
     const client = await this.pool.connect();
     try {
       await client.query('BEGIN');
+      // The claim also reserves the batch's global positions, in order, so that nothing needs to
+      // be read back after COPY.
       const head = await this.claimed(claim, async () => {
-        const result = await client.query<[number, string | null]>({
+        const result = await client.query<[number, string | null, string[], string]>({
           name: 'ledger_claim',
-          text: `WITH ${CLAIM('s.last_hash', 'NULL')} SELECT version_before, last_hash FROM claimed`,
+          text: `WITH ${CLAIM('s.last_hash', 'NULL')}
+                 SELECT version_before, last_hash,
+                        ARRAY(SELECT nextval(pg_get_serial_sequence('events', 'global_position')) FROM generate_series(1, $3::int)),
+                        pg_current_xact_id()::text
+                   FROM claimed`,
           values: [claim.streamId, claim.expectedCode, claim.count],
           rowMode: 'array',
         });
         return result.rows[0] ?? null;
       }, client);
-      const [versionBefore] = head;
+      const [versionBefore, , reserved, transactionId] = head;
+      // int8[] arrives as strings; positions stay far below 2^53.
+      const positions = reserved.map(Number);
       let hash = head[1];
-      const lines: string[] = [];
-      for (let i = 0; i < claim.count; i++) {
-        hash = chainHash(hash, versionBefore + i + 1, batch.contentHashes[i]!);
-        lines.push(
-          // Only the JSON columns can hold characters COPY escapes; the rest are validated ids and names.
-          `${claim.streamId}\t${versionBefore + i + 1}\t${batch.ids[i]}\t${batch.types[i]}\t${batch.schemaVersions[i]}\t${copyText(batch.data[i]!)}\t${copyText(batch.metadata[i]!)}\t${recordedAtIso}\t${hash}`,
-        );
+      // Rows are produced in chunks as COPY consumes them, so the server ingests one chunk while
+      // the next one is serialised and hashed here.
+      function* rows(): Generator<string> {
+        for (let start = 0; start < claim.count; start += COPY_CHUNK) {
+          let chunk = '';
+          for (let i = start; i < Math.min(start + COPY_CHUNK, claim.count); i++) {
+            hash = chainHash(hash, versionBefore + i + 1, contentHashOf(batch, i));
+            // Only the JSON columns can hold characters COPY escapes; the rest are validated ids and names.
+            chunk += `${positions[i]}\t${claim.streamId}\t${versionBefore + i + 1}\t${batch.ids[i]}\t${batch.types[i]}\t${batch.schemaVersions[i]}\t${copyText(json(batch.data[i]))}\t${copyText(json(batch.metadata[i]))}\t${batch.recordedAt}\t${hash}\n`;
+          }
+          yield chunk;
+        }
       }
       await pipeline(
-        Readable.from([`${lines.join('\n')}\n`]),
-        client.query(copyFrom('COPY events (stream_id, stream_version, event_id, event_type, schema_version, data, metadata, recorded_at, hash) FROM STDIN')),
+        Readable.from(rows(), { highWaterMark: 1 }),
+        client.query(copyFrom('COPY events (global_position, stream_id, stream_version, event_id, event_type, schema_version, data, metadata, recorded_at, hash) FROM STDIN')),
       );
-      await client.query({ name: 'ledger_set_last_hash', text: 'UPDATE streams SET last_hash = $2 WHERE stream_id = $1', values: [claim.streamId, hash] });
-      const stored = await client.query<AppendRow>({
-        name: 'ledger_copied_positions',
-        text: `SELECT event_id, stream_version, global_position, transaction_id, false FROM events
-                WHERE stream_id = $1 AND stream_version > $2 ORDER BY stream_version`,
-        values: [claim.streamId, versionBefore],
-        rowMode: 'array',
-      });
-      await client.query('COMMIT');
-      return stored.rows;
+      // One simple-protocol round trip for both; the stream id is validated and the hash is hex.
+      await client.query(`UPDATE streams SET last_hash = ${client.escapeLiteral(hash!)} WHERE stream_id = ${client.escapeLiteral(claim.streamId)}; COMMIT`);
+      return batch.ids.map((id, i) => [id, versionBefore + i + 1, positions[i]!, transactionId, false]);
     } catch (error) {
       await client.query('ROLLBACK').catch(() => {});
       throw error;
@@ -366,7 +402,7 @@ export class PostgresEventStore implements EventStore {
   }
 
   private decode(row: EventRow): RecordedEvent {
-    const [globalPosition, transactionId, streamId, streamVersion, id, type, storedVersion, data, metadata, recordedAt, hash] = row;
+    const [globalPosition, transactionId, streamId, streamVersion, id, type, storedVersion, data, metadata, recordedAtMs, hash] = row;
     const valid = this.catalogue.upcast(type, storedVersion, data, () => `stream ${streamId} version ${streamVersion}`);
     return {
       id,
@@ -378,7 +414,7 @@ export class PostgresEventStore implements EventStore {
       schemaVersion: valid.schemaVersion,
       data: valid.data,
       metadata,
-      recordedAt,
+      recordedAt: new Date(recordedAtMs),
       hash,
     };
   }
