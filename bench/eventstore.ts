@@ -21,10 +21,11 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { monotonicFactory } from 'ulid';
 import { z } from 'zod';
 import { connect, type DatabaseHandle } from '../src/adapters/postgres/database.ts';
+import { AppendSignal } from '../src/adapters/postgres/log-notifier.ts';
 import { PostgresEventStore } from '../src/adapters/postgres/event-store.ts';
 import { migrateToLatest } from '../src/adapters/postgres/migrator.ts';
 import { defineEvent, EventCatalogue } from '../src/domain/events/catalogue.ts';
-import type { LogCursor, NewEvent } from '../src/ports/event-store.ts';
+import type { NewEvent } from '../src/ports/event-store.ts';
 
 const SCALE = Number(process.env.BENCH_SCALE ?? '1');
 if (!(SCALE > 0 && SCALE <= 1)) throw new Error('BENCH_SCALE must be in (0, 1]');
@@ -630,7 +631,7 @@ async function main(): Promise<void> {
                        'jit=' || current_setting('jit')) AS settings`);
     progress(`database ${name} on ${server.label}, PostgreSQL ${info.rows[0]!.version}`);
 
-    const ctx: Context = { pool: handle.pool, store: new PostgresEventStore(handle.pool, { catalogue }), canCheckpoint: true };
+    const ctx: Context = { pool: handle.pool, store: new PostgresEventStore(handle.pool, { catalogue, appendSignal: new AppendSignal(handle.pool) }), canCheckpoint: true };
     await warmUp(ctx);
     for (let i = 0; i < RUNS; i++) await oneRun(ctx, i);
     report(server, info.rows[0]!.version, info.rows[0]!.settings, (performance.now() - started) / 1000);
