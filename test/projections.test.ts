@@ -4,7 +4,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { PostgresEventStore } from '../src/adapters/postgres/event-store.ts';
 import { AppendSignal, LogNotifier } from '../src/adapters/postgres/log-notifier.ts';
-import { ProjectionEngine } from '../src/adapters/postgres/projection-engine.ts';
+import { ProjectionEngine, REBUILD_LOCK } from '../src/adapters/postgres/projection-engine.ts';
 import { ProjectionWorker } from '../src/adapters/postgres/projection-worker.ts';
 import { auditLogProjector } from '../src/projections/audit-log.ts';
 import { streamCatalogueProjector } from '../src/projections/stream-catalogue.ts';
@@ -185,6 +185,29 @@ describe('projection engine', () => {
       await second.stop();
       await notifier.close();
     }
+  });
+
+  it('runs one rebuild of a projector at a time and clears what a crashed rebuild left behind', async () => {
+    await appendMany(2, 10);
+    await engine.ensure(auditLogProjector);
+    await sql`CREATE SCHEMA rebuild_audit_log_01kabcdefghjkmnpqrstvwxyz0`.execute(database.db);
+    await sql`CREATE TABLE rebuild_audit_log_01kabcdefghjkmnpqrstvwxyz0.audit_log (global_position bigint)`.execute(database.db);
+    await sql`CREATE SCHEMA rebuild_audit_log_v2_01kabcdefghjkmnpqrstvwxyz0`.execute(database.db);
+
+    const holder = await database.pool.connect();
+    try {
+      await holder.query('SELECT pg_advisory_lock($1, hashtext($2))', [REBUILD_LOCK, 'audit_log']);
+      await expect(engine.rebuild(auditLogProjector)).rejects.toThrow('a rebuild of audit_log is already running');
+    } finally {
+      await holder.query('SELECT pg_advisory_unlock($1, hashtext($2))', [REBUILD_LOCK, 'audit_log']);
+      holder.release();
+    }
+
+    expect(await engine.rebuild(auditLogProjector)).toBe(20);
+    const schemas = await sql<{ nspname: string }>`SELECT nspname FROM pg_namespace WHERE nspname LIKE 'rebuild%' ORDER BY nspname`.execute(database.db);
+    // Only the schema of another projector whose name merely starts alike is left.
+    expect(schemas.rows.map((r) => r.nspname)).toEqual(['rebuild_audit_log_v2_01kabcdefghjkmnpqrstvwxyz0']);
+    await sql`DROP SCHEMA rebuild_audit_log_v2_01kabcdefghjkmnpqrstvwxyz0`.execute(database.db);
   });
 
   it('asks for a rebuild when a projector version changes', async () => {

@@ -5,10 +5,12 @@ import { PROJECTOR_NAME, type Projector } from '../../projections/projector.ts';
 
 /**
  * Advisory-lock namespaces: one for applying a batch (per transaction), one for worker leadership.
- * 0x4c44_0003 is ledger_append's per-stream lock (in the event-store migration).
+ * 0x4c44_0003 is ledger_append's per-stream lock (in the event-store migration); REBUILD_LOCK
+ * allows one rebuild per projector at a time.
  */
 export const APPLY_LOCK = 0x4c44_0001;
 export const LEADER_LOCK = 0x4c44_0002;
+export const REBUILD_LOCK = 0x4c44_0004;
 
 const START: LogCursor = { transactionId: '0', position: 0 };
 
@@ -109,6 +111,27 @@ export class ProjectionEngine {
    * until that commit and the new ones after it: never an empty or half-built read model.
    */
   async rebuild(projector: Projector, onProgress?: (progress: RebuildProgress) => void): Promise<number> {
+    // One rebuild of a projector at a time, held by a session lock on a connection of its own; the
+    // holder may clear fresh-table schemas that a crashed rebuild left behind.
+    return this.db.connection().execute(async (connection) => {
+      const locked = await sql<{ locked: boolean }>`SELECT pg_try_advisory_lock(${REBUILD_LOCK}, hashtext(${projector.name})) AS locked`.execute(connection);
+      if (!locked.rows[0]?.locked) throw new Error(`a rebuild of ${projector.name} is already running`);
+      try {
+        await this.dropLeftoverSchemas(projector);
+        return await this.replayIntoFreshTables(projector, onProgress);
+      } finally {
+        await sql`SELECT pg_advisory_unlock(${REBUILD_LOCK}, hashtext(${projector.name}))`.execute(connection);
+      }
+    });
+  }
+
+  private async dropLeftoverSchemas(projector: Projector): Promise<void> {
+    const leftovers = await sql<{ nspname: string }>`
+      SELECT nspname FROM pg_namespace WHERE nspname ~ ${`^rebuild_${projector.name}_[0-9a-z]{26}$`}`.execute(this.db);
+    for (const { nspname } of leftovers.rows) await sql`DROP SCHEMA ${sql.id(nspname)} CASCADE`.execute(this.db);
+  }
+
+  private async replayIntoFreshTables(projector: Projector, onProgress?: (progress: RebuildProgress) => void): Promise<number> {
     const schema = `rebuild_${projector.name}_${ulid().toLowerCase()}`;
     const total = await this.countEvents();
     let applied = 0;

@@ -12,9 +12,13 @@ export interface EventDefinition<TType extends string = string, TSchema extends 
   readonly upcasters?: Readonly<Record<number, Upcaster>>;
 }
 
+/** Event type names: plain identifiers (they are written unescaped in the store's COPY path). */
+const EVENT_TYPE_NAME = /^[A-Za-z][A-Za-z0-9_.]{0,99}$/;
+
 export function defineEvent<TType extends string, TSchema extends z.ZodType>(
   definition: EventDefinition<TType, TSchema>,
 ): EventDefinition<TType, TSchema> {
+  if (!EVENT_TYPE_NAME.test(definition.type)) throw new Error(`event type name "${definition.type}" must match ${EVENT_TYPE_NAME}`);
   for (let v = 1; v < definition.version; v++) {
     if (!definition.upcasters?.[v]) {
       throw new Error(`event type ${definition.type} is at version ${definition.version} but has no upcaster from version ${v}`);
