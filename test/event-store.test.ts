@@ -156,13 +156,10 @@ describe('optimistic concurrency', () => {
     expect(await countEvents(streamId)).toBe(5);
   });
 
-  it('lets exactly one of 20 concurrent single-event appends (the one-statement path) through', async () => {
+  it('lets exactly one of 20 concurrent single-event appends through (grouped or alone)', async () => {
     const streamId = 'race-single';
     await store.append(streamId, [inc(1)], { expectedVersion: 'no_stream' });
-    const release = await streamGate(streamId, 20);
-    const appends = Promise.allSettled(Array.from({ length: 20 }, (_, i) => store.append(streamId, [inc(i)], { expectedVersion: 1 })));
-    await release();
-    const outcomes = await appends;
+    const outcomes = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => store.append(streamId, [inc(i)], { expectedVersion: 1 })));
     expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
     for (const o of outcomes.filter((o) => o.status === 'rejected')) {
       expect((o as PromiseRejectedResult).reason).toMatchObject({ name: 'WrongExpectedVersionError', streamId, expected: 1, actual: 2 });
@@ -172,6 +169,25 @@ describe('optimistic concurrency', () => {
     const creators = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => store.append('race-single-new', [inc(i)], { expectedVersion: 'no_stream' })));
     expect(creators.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
     expect(await countEvents('race-single-new')).toBe(1);
+  });
+
+  it('commits concurrent single-event appends in shared transactions, each judged on its own', async () => {
+    await store.append('group-existing', [inc(1)]);
+    const results = await Promise.allSettled([
+      ...Array.from({ length: 16 }, (_, i) => store.append(`group-${i}`, [inc(i)], { expectedVersion: 'no_stream' })),
+      store.append('group-existing', [inc(2)], { expectedVersion: 7 }),
+      store.append('group-existing', [inc(3)], { expectedVersion: 1 }),
+      store.append('group-existing', [inc(4)], { expectedVersion: 2 }),
+    ]);
+    const fulfilled = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    expect(fulfilled).toHaveLength(18);
+    // Appends are judged in arrival order: this one came before the two that moved the stream on.
+    expect(results[16]).toMatchObject({ status: 'rejected', reason: { name: 'WrongExpectedVersionError', expected: 7, actual: 1 } });
+    expect((await store.readStream('group-existing')).map((e) => e.data)).toEqual([inc(1).data, inc(3).data, inc(4).data]);
+    // 16 callers arrived while the first groups were in flight: fewer commits than appends.
+    expect(new Set(fulfilled.map((r) => r.lastCursor.transactionId)).size).toBeLessThan(16);
+    expect(brokenChainLinks(await store.readStream('group-existing'))).toEqual([]);
+    for (let i = 0; i < 16; i++) expect((await store.readStream(`group-${i}`)).map((e) => e.data)).toEqual([inc(i).data]);
   });
 
   it('lets exactly one of 20 concurrent creators of a new stream through', async () => {

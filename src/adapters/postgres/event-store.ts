@@ -46,6 +46,18 @@ type AppendRow = [string, number, number, string, boolean];
 
 /** Batches at least this large go in with COPY; smaller ones in one ledger_append round trip. */
 const COPY_THRESHOLD = 64;
+/** How many groups of single-event appends may be in flight at once, and how large one may be. */
+const GROUP_FLUSHES = 4;
+const GROUP_MAX = 64;
+
+interface PendingSingle {
+  readonly claim: Claim;
+  readonly recordedAt: Date;
+  readonly batch: PreparedEvents;
+  resolve(rows: AppendRow[]): void;
+  reject(error: unknown): void;
+}
+
 /** Rows per chunk handed to COPY. */
 const COPY_CHUNK = 100;
 
@@ -109,6 +121,8 @@ function bufferedRandom(): () => number {
 
 export class PostgresEventStore implements EventStore {
   private readonly newId = monotonicFactory(bufferedRandom());
+  private readonly waiting: PendingSingle[] = [];
+  private flushing = 0;
   private readonly catalogue: EventCatalogue;
 
   constructor(
@@ -149,7 +163,7 @@ export class PostgresEventStore implements EventStore {
     let rows: AppendRow[];
     try {
       if (callerIds) rows = await this.appendWithFunction(claim, true, recordedAt, batch);
-      else if (events.length === 1) rows = await this.appendOne(claim, recordedAt, batch);
+      else if (events.length === 1) rows = await this.appendSingle(claim, recordedAt, batch);
       else if (events.length >= COPY_THRESHOLD) rows = await this.appendByCopy(claim, batch);
       else rows = await this.appendWithFunction(claim, false, recordedAt, batch);
     } catch (error) {
@@ -188,6 +202,65 @@ export class PostgresEventStore implements EventStore {
       rowMode: 'array',
     });
     return result.rows;
+  }
+
+  /**
+   * Group commit for single events: an append that arrives while GROUP_FLUSHES groups are being
+   * written waits for the next group, so concurrent callers share one round trip and one commit
+   * (each still resolves only after its own event is durable). A caller alone goes straight through.
+   */
+  private appendSingle(claim: Claim, recordedAt: Date, batch: PreparedEvents): Promise<AppendRow[]> {
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ claim, recordedAt, batch, resolve, reject });
+      this.flushGroups();
+    });
+  }
+
+  private flushGroups(): void {
+    while (this.flushing < GROUP_FLUSHES && this.waiting.length > 0) {
+      const group = this.waiting.splice(0, GROUP_MAX);
+      this.flushing++;
+      void this.flushGroup(group).finally(() => {
+        this.flushing--;
+        this.flushGroups();
+      });
+    }
+  }
+
+  private async flushGroup(group: PendingSingle[]): Promise<void> {
+    if (group.length === 1) {
+      const [only] = group as [PendingSingle];
+      await this.appendOne(only.claim, only.recordedAt, only.batch).then(only.resolve, only.reject);
+      return;
+    }
+    let rows: [number, number | null, number | null, string | null, number | null][];
+    try {
+      const result = await this.pool.query<[number, number | null, number | null, string | null, number | null]>({
+        name: 'ledger_append_group',
+        text: 'SELECT * FROM ledger_append_group($1, $2, $3, $4, $5, $6, $7, $8, $9)',
+        values: [
+          group.map((p) => p.claim.streamId),
+          group.map((p) => p.claim.expectedCode),
+          group.map((p) => p.recordedAt),
+          group.map((p) => p.batch.ids[0]),
+          group.map((p) => p.batch.types[0]),
+          group.map((p) => p.batch.schemaVersions[0]),
+          group.map((p) => json(p.batch.data[0])),
+          group.map((p) => json(p.batch.metadata[0])),
+          group.map((p) => contentHashOf(p.batch, 0)),
+        ],
+        rowMode: 'array',
+      });
+      rows = result.rows;
+    } catch (error) {
+      for (const pending of group) pending.reject(error);
+      return;
+    }
+    for (const [index, streamVersion, globalPosition, transactionId, actual] of rows) {
+      const pending = group[index - 1]!;
+      if (streamVersion === null) pending.reject(new WrongExpectedVersionError(pending.claim.streamId, pending.claim.expected, actual!));
+      else pending.resolve([[pending.batch.ids[0]!, streamVersion, globalPosition!, transactionId!, false]]);
+    }
   }
 
   /**

@@ -135,10 +135,70 @@ export async function up(db: Kysely<unknown>): Promise<void> {
         RETURNING events.event_id, events.stream_version, events.global_position, events.transaction_id, false;
     END
     $fn$`.execute(db);
+
+  await createGroupAppend(db);
+}
+
+async function createGroupAppend(db: Kysely<unknown>): Promise<void> {
+  // Group commit: single-event appends that callers make concurrently are written by one call,
+  // in one transaction. Every stream's lock is taken first, in a fixed order (no deadlocks, and no
+  // transaction id before the last lock, as ledger_append explains); then each append is checked
+  // and written as if it were alone. A failed expectation does not abort the others: its row says
+  // so (o_stream_version NULL, o_actual the stream's version).
+  // p_expected: >= 0 exact version, -1 any, -2 no_stream, -3 stream_exists.
+  await sql`
+    CREATE FUNCTION ledger_append_group(p_stream_ids text[], p_expected bigint[], p_recorded_at timestamptz[],
+                                        p_ids text[], p_types text[], p_schema_versions integer[], p_data jsonb[], p_metadata jsonb[],
+                                        p_content_hashes text[])
+    RETURNS TABLE (o_index integer, o_stream_version bigint, o_global_position bigint, o_transaction_id xid8, o_actual bigint)
+    LANGUAGE plpgsql AS $fn$
+    DECLARE
+      v_stream text;
+      v_version bigint;
+      v_hash text;
+      v_expected_holds boolean;
+      i int;
+    BEGIN
+      FOR v_stream IN SELECT DISTINCT s FROM unnest(p_stream_ids) AS s ORDER BY 1 LOOP
+        PERFORM pg_advisory_xact_lock(1279524867, hashtext(v_stream)); -- namespace 0x4c440003
+      END LOOP;
+
+      FOR i IN 1..cardinality(p_ids) LOOP
+        v_version := NULL;
+        v_hash := NULL;
+        SELECT s.version, s.last_hash INTO v_version, v_hash FROM streams s WHERE s.stream_id = p_stream_ids[i];
+        v_version := coalesce(v_version, 0);
+        o_index := i;
+        v_expected_holds := CASE p_expected[i] WHEN -1 THEN true WHEN -2 THEN v_version = 0 WHEN -3 THEN v_version > 0
+                                               ELSE v_version = p_expected[i] END;
+        IF NOT v_expected_holds THEN
+          o_stream_version := NULL;
+          o_global_position := NULL;
+          o_transaction_id := NULL;
+          o_actual := v_version;
+          RETURN NEXT;
+          CONTINUE;
+        END IF;
+        v_hash := ledger_chain_hash(v_hash, v_version + 1, p_content_hashes[i]);
+        IF v_version = 0 THEN
+          INSERT INTO streams (stream_id, version, last_hash) VALUES (p_stream_ids[i], 1, v_hash);
+        ELSE
+          UPDATE streams SET version = v_version + 1, last_hash = v_hash, updated_at = now() WHERE stream_id = p_stream_ids[i];
+        END IF;
+        INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, data, metadata, recorded_at, hash)
+        VALUES (p_stream_ids[i], v_version + 1, p_ids[i], p_types[i], p_schema_versions[i], p_data[i], p_metadata[i], p_recorded_at[i], v_hash)
+        RETURNING events.global_position, events.transaction_id INTO o_global_position, o_transaction_id;
+        o_stream_version := v_version + 1;
+        o_actual := NULL;
+        RETURN NEXT;
+      END LOOP;
+    END
+    $fn$`.execute(db);
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {
   await sql`DROP FUNCTION ledger_append(text, bigint, boolean, timestamptz, text[], text[], integer[], jsonb[], jsonb[], text[])`.execute(db);
+  await sql`DROP FUNCTION ledger_append_group(text[], bigint[], timestamptz[], text[], text[], integer[], jsonb[], jsonb[], text[])`.execute(db);
   await sql`DROP FUNCTION ledger_chain_hash(text, bigint, text)`.execute(db);
   await sql`DROP TABLE events`.execute(db);
   await sql`DROP TABLE streams`.execute(db);
