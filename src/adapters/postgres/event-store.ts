@@ -47,7 +47,7 @@ type AppendRow = [string, number, number, string, boolean];
 /** Batches at least this large go in with COPY; smaller ones in one ledger_append round trip. */
 const COPY_THRESHOLD = 64;
 /** How many groups of single-event appends may be in flight at once, and how large one may be. */
-const GROUP_FLUSHES = 4;
+const GROUP_FLUSHES = 2;
 const GROUP_MAX = 64;
 
 interface PendingSingle {
