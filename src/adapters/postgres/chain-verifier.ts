@@ -11,10 +11,7 @@ export interface VerificationReport {
 const PAGE = 5000;
 
 /** Walks every stream's hash chain straight from the stored rows (no schema or upcasting). */
-export async function verifyHashChains(
-  pool: pg.Pool,
-  onProgress?: (verified: { streams: number; events: number }) => void,
-): Promise<VerificationReport> {
+export async function verifyHashChains(pool: pg.Pool): Promise<VerificationReport> {
   const heads = new Map<string, { version: number; lastHash: string | null }>();
   const headRows = await pool.query<{ stream_id: string; version: number; last_hash: string | null }>('SELECT stream_id, version, last_hash FROM streams');
   for (const row of headRows.rows) heads.set(row.stream_id, { version: row.version, lastHash: row.last_hash });
@@ -69,7 +66,6 @@ export async function verifyHashChains(
       walker.next({ streamVersion: row.stream_version, contentHash: content, hash: row.hash });
       events++;
     }
-    onProgress?.({ streams, events });
     if (page.rows.length < PAGE) break;
     const last = page.rows[page.rows.length - 1]!;
     after = [last.stream_id, last.stream_version];

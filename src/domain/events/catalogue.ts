@@ -63,10 +63,6 @@ export class EventCatalogue {
     }
   }
 
-  types(): string[] {
-    return [...this.definitions.keys()];
-  }
-
   /** Validates new event data against the current schema of its type. */
   validate(type: string, data: unknown, context?: Context): ValidatedEvent {
     const definition = this.definitionOf(type, context);
