@@ -63,8 +63,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     BEGIN
       -- Taken before this transaction writes anything, so before it has a transaction id: the
       -- next appender to the stream gets its id only after this one commits, which keeps each
-      -- stream's versions in (transaction_id, global_position) log order. (A caller's transaction
-      -- that already wrote elsewhere has an older id: the store takes every lock a transaction needs before it writes.)
+      -- stream's versions in (transaction_id, global_position) log order. A caller's own
+      -- transaction that wrote elsewhere first already has an id; the store itself takes every lock
+      -- a transaction needs before it writes.
       PERFORM pg_advisory_xact_lock(1279524867, hashtext(p_stream_id)); -- namespace 0x4c440003
 
       IF p_check_ids THEN
