@@ -154,14 +154,15 @@ async function createGroupAppend(db: Kysely<unknown>): Promise<void> {
     RETURNS TABLE (o_index integer, o_stream_version bigint, o_global_position bigint, o_transaction_id xid8, o_actual bigint)
     LANGUAGE plpgsql AS $fn$
     DECLARE
-      v_stream text;
+      v_key integer;
       v_version bigint;
       v_hash text;
       v_expected_holds boolean;
       i int;
     BEGIN
-      FOR v_stream IN SELECT DISTINCT s FROM unnest(p_stream_ids) AS s ORDER BY 1 LOOP
-        PERFORM pg_advisory_xact_lock(1279524867, hashtext(v_stream)); -- namespace 0x4c440003
+      -- Ordered by lock key, not by stream id: two streams may share a key.
+      FOR v_key IN SELECT DISTINCT hashtext(s) FROM unnest(p_stream_ids) AS s ORDER BY 1 LOOP
+        PERFORM pg_advisory_xact_lock(1279524867, v_key); -- namespace 0x4c440003
       END LOOP;
 
       FOR i IN 1..cardinality(p_ids) LOOP
