@@ -52,7 +52,6 @@ const GROUP_MAX = 64;
 
 interface PendingSingle {
   readonly claim: Claim;
-  readonly recordedAt: Date;
   readonly batch: PreparedEvents;
   resolve(rows: AppendRow[]): void;
   reject(error: unknown): void;
@@ -64,6 +63,7 @@ const COPY_CHUNK = 100;
 /** A validated batch, column by column. */
 interface PreparedEvents {
   readonly streamId: string;
+  /** ISO 8601 with milliseconds: hashed as is, and what the store records. */
   readonly recordedAt: string;
   readonly ids: string[];
   readonly types: string[];
@@ -141,11 +141,9 @@ export class PostgresEventStore implements EventStore {
     const expected = parseField(ExpectedVersionSchema, options.expectedVersion ?? 'any', 'expectedVersion');
     if (events.length === 0) throw new ValidationError([{ path: 'events', message: 'must hold at least one event' }]);
 
-    const recordedAt = new Date();
-    const recordedAtIso = recordedAt.toISOString();
     const seen = new Set<string>();
     let callerIds = false;
-    const batch: PreparedEvents = { streamId, recordedAt: recordedAtIso, ids: [], types: [], schemaVersions: [], data: [], metadata: [] };
+    const batch: PreparedEvents = { streamId, recordedAt: new Date().toISOString(), ids: [], types: [], schemaVersions: [], data: [], metadata: [] };
     events.forEach((event, index) => {
       callerIds ||= event.id !== undefined;
       const id = event.id === undefined ? this.newId() : parseField(UlidSchema, event.id, `events[${index}].id`);
@@ -162,10 +160,10 @@ export class PostgresEventStore implements EventStore {
     const claim: Claim = { streamId, expected, expectedCode: typeof expected === 'number' ? expected : EXPECTED_CODES[expected], count: events.length };
     let rows: AppendRow[];
     try {
-      if (callerIds) rows = await this.appendWithFunction(claim, true, recordedAt, batch);
-      else if (events.length === 1) rows = await this.appendSingle(claim, recordedAt, batch);
+      if (callerIds) rows = await this.appendWithFunction(claim, true, batch);
+      else if (events.length === 1) rows = await this.appendSingle(claim, batch);
       else if (events.length >= COPY_THRESHOLD) rows = await this.appendByCopy(claim, batch);
-      else rows = await this.appendWithFunction(claim, false, recordedAt, batch);
+      else rows = await this.appendWithFunction(claim, false, batch);
     } catch (error) {
       throw translateAppendError(error, streamId, expected, [...seen]);
     }
@@ -183,7 +181,7 @@ export class PostgresEventStore implements EventStore {
   }
 
   /** Any batch: ledger_append does everything, including the idempotency lookup for caller ids. */
-  private async appendWithFunction(claim: Claim, checkIds: boolean, recordedAt: Date, batch: PreparedEvents): Promise<AppendRow[]> {
+  private async appendWithFunction(claim: Claim, checkIds: boolean, batch: PreparedEvents): Promise<AppendRow[]> {
     const result = await this.pool.query<AppendRow>({
       name: 'ledger_append',
       text: 'SELECT * FROM ledger_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)',
@@ -191,7 +189,7 @@ export class PostgresEventStore implements EventStore {
         claim.streamId,
         claim.expectedCode,
         checkIds,
-        recordedAt,
+        batch.recordedAt,
         batch.ids,
         batch.types,
         batch.schemaVersions,
@@ -209,9 +207,9 @@ export class PostgresEventStore implements EventStore {
    * written waits for the next group, so concurrent callers share one round trip and one commit
    * (each still resolves only after its own event is durable). A caller alone goes straight through.
    */
-  private appendSingle(claim: Claim, recordedAt: Date, batch: PreparedEvents): Promise<AppendRow[]> {
+  private appendSingle(claim: Claim, batch: PreparedEvents): Promise<AppendRow[]> {
     return new Promise((resolve, reject) => {
-      this.waiting.push({ claim, recordedAt, batch, resolve, reject });
+      this.waiting.push({ claim, batch, resolve, reject });
       this.flushGroups();
     });
   }
@@ -230,7 +228,7 @@ export class PostgresEventStore implements EventStore {
   private async flushGroup(group: PendingSingle[]): Promise<void> {
     if (group.length === 1) {
       const [only] = group as [PendingSingle];
-      await this.appendOne(only.claim, only.recordedAt, only.batch).then(only.resolve, only.reject);
+      await this.appendOne(only.claim, only.batch).then(only.resolve, only.reject);
       return;
     }
     let rows: [number, number | null, number | null, string | null, number | null][];
@@ -241,7 +239,7 @@ export class PostgresEventStore implements EventStore {
         values: [
           group.map((p) => p.claim.streamId),
           group.map((p) => p.claim.expectedCode),
-          group.map((p) => p.recordedAt),
+          group.map((p) => p.batch.recordedAt),
           group.map((p) => p.batch.ids[0]),
           group.map((p) => p.batch.types[0]),
           group.map((p) => p.batch.schemaVersions[0]),
@@ -268,7 +266,7 @@ export class PostgresEventStore implements EventStore {
    * statement: no PL/pgSQL set-up per transaction. It claims the next version exactly as
    * ledger_append does (see CLAIM) and inserts the event with the chain hash the claim computed.
    */
-  private async appendOne(claim: Claim, recordedAt: Date, batch: PreparedEvents): Promise<AppendRow[]> {
+  private async appendOne(claim: Claim, batch: PreparedEvents): Promise<AppendRow[]> {
     return this.claimed(claim, async () => {
       const result = await this.pool.query<AppendRow>({
         name: 'ledger_append_one',
@@ -277,7 +275,7 @@ export class PostgresEventStore implements EventStore {
           INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, data, metadata, recorded_at, hash)
           SELECT $1, claimed.version_before + 1, $4, $5, $6, $7, $9, $10, claimed.last_hash FROM claimed
           RETURNING event_id, stream_version, global_position, transaction_id, false`,
-        values: [claim.streamId, claim.expectedCode, 1, batch.ids[0], batch.types[0], batch.schemaVersions[0], json(batch.data[0]), contentHashOf(batch, 0), json(batch.metadata[0]), recordedAt],
+        values: [claim.streamId, claim.expectedCode, 1, batch.ids[0], batch.types[0], batch.schemaVersions[0], json(batch.data[0]), contentHashOf(batch, 0), json(batch.metadata[0]), batch.recordedAt],
         rowMode: 'array',
       });
       return result.rows.length > 0 ? result.rows : null;
