@@ -51,6 +51,10 @@ export class ProjectionEngine {
     }
   }
 
+  private get batchSize(): number {
+    return this.options.batchSize ?? 500;
+  }
+
   projector(name: string): Projector {
     const projector = this.projectors.find((p) => p.name === name);
     if (!projector) throw new Error(`unknown projector "${name}" (known: ${this.projectors.map((p) => p.name).join(', ')})`);
@@ -83,7 +87,7 @@ export class ProjectionEngine {
    */
   async applyNextBatch(projector: Projector): Promise<number> {
     const from = await this.checkpointOf(projector.name);
-    const events = await this.store.readAll({ after: from, maxCount: this.options.batchSize ?? 500 });
+    const events = await this.store.readAll({ after: from, maxCount: this.batchSize });
     if (events.length === 0) return 0;
     return this.db.transaction().execute(async (trx) => {
       await lockApply(trx, projector);
@@ -149,12 +153,12 @@ export class ProjectionEngine {
         applied += events.length;
         onProgress?.({ applied, total: Math.max(total, applied) });
       };
-      for await (const page of this.store.readAllPages({ after: cursor, maxCount: this.options.batchSize ?? 500 })) {
+      for await (const page of this.store.readAllPages({ after: cursor, maxCount: this.batchSize })) {
         await this.db.transaction().execute((trx) => replayPage(trx, page));
       }
       await this.db.transaction().execute(async (trx) => {
         await lockApply(trx, projector);
-        for (let page = await this.page(cursor); page.length > 0; page = await this.page(cursor)) await replayPage(trx, page);
+        for await (const page of this.store.readAllPages({ after: cursor, maxCount: this.batchSize })) await replayPage(trx, page);
         await sql`SET LOCAL search_path TO public`.execute(trx);
         for (const table of projector.tables) {
           await sql`DROP TABLE IF EXISTS public.${sql.id(table)}`.execute(trx);
@@ -212,10 +216,6 @@ export class ProjectionEngine {
 
   private async checkpointOf(name: string): Promise<LogCursor> {
     return (await readCheckpoint(this.db, name)) ?? START;
-  }
-
-  private page(after: LogCursor): Promise<RecordedEvent[]> {
-    return this.store.readAll({ after, maxCount: this.options.batchSize ?? 500 });
   }
 
   private async countEvents(): Promise<number> {
