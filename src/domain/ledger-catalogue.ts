@@ -1,7 +1,8 @@
+import { conflictEventDefinitions } from './conflicts/events.ts';
 import { EventCatalogue, type EventDefinition } from './events/catalogue.ts';
 import { PortfolioCreated, PortfolioRenamed } from './portfolio/events.ts';
 
 /** Every event type the ledger stores. */
-export const ledgerEventDefinitions: readonly EventDefinition[] = [PortfolioCreated, PortfolioRenamed];
+export const ledgerEventDefinitions: readonly EventDefinition[] = [PortfolioCreated, PortfolioRenamed, ...conflictEventDefinitions];
 
 export const ledgerCatalogue = new EventCatalogue(ledgerEventDefinitions);
