@@ -1,0 +1,196 @@
+import type { z } from 'zod';
+import { Dec } from '../../../domain/money/decimal.ts';
+import {
+  AccountRecordSchema,
+  HoldingRecordSchema,
+  PerformanceRecordSchema,
+  TransactionRecordSchema,
+  type AccountRecord,
+  type HoldingRecord,
+  type PerformancePeriod,
+  type PerformanceRecord,
+  type TransactionRecord,
+} from '../../../domain/platforms/records.ts';
+import type { SyncError, SyncErrorCode } from '../../../domain/platforms/sync-error.ts';
+import type { Fetched } from '../../../ports/platform-adapter.ts';
+import {
+  ASSET_CLASS_NAMES,
+  BatchAccountSchema,
+  BdPerformanceSchema,
+  BdTransactionSchema,
+  HoldingDetailSchema,
+  PERIOD_NAME_OF,
+  SECURITY_TYPE_NAMES,
+  TRANSACTION_STATUS_NAMES,
+  TRANSACTION_TYPE_NAMES,
+  inverse,
+  type Asset,
+} from './wire.ts';
+
+/**
+ * Black Diamond payload rows -> canonical records. Pure: a row either maps to a record that the
+ * canonical schema accepted, or to one SyncError naming the row, so a bad row never stops a fetch.
+ */
+
+/** Prices derived from market value / units keep this many decimals (the platform prices to 4). */
+export const PRICE_DECIMALS = 6;
+
+const ASSET_CLASS_OF = inverse(ASSET_CLASS_NAMES);
+const SECURITY_TYPE_OF = inverse(SECURITY_TYPE_NAMES);
+const TRANSACTION_TYPE_OF = inverse(TRANSACTION_TYPE_NAMES);
+const TRANSACTION_STATUS_OF = inverse(TRANSACTION_STATUS_NAMES);
+const PERIOD_OF = inverse(PERIOD_NAME_OF);
+const ISIN_SHAPE = /^[A-Z]{2}[0-9A-Z]{9}[0-9]$/;
+
+type Mapped<T> = Extract<Fetched<T>, { kind: 'record' | 'error' }>;
+
+export function mapAccount(row: unknown, position: string): Mapped<AccountRecord> {
+  const wire = BatchAccountSchema.safeParse(row);
+  if (!wire.success) return failure(rowId(row, 'AccountID', position), wire.error);
+  const a = wire.data;
+  return accept(a.AccountID, AccountRecordSchema, {
+    platformAccountId: a.AccountID,
+    name: a.Name,
+    number: a.LongNumber ?? undefined,
+    accountType: a.AccountType ?? undefined,
+    custodian: a.Custodian ?? undefined,
+    currency: a.CurrencyCode,
+    status: a.IsClosed ? 'closed' : 'open',
+    openedOn: a.StartDate === null ? undefined : datePart(a.StartDate),
+    marketValue: a.MarketValue === null ? undefined : decimalText(a.MarketValue),
+  });
+}
+
+/** HoldingDetailSearch gives units and market value; the price is their quotient. */
+export function mapHolding(row: unknown, position: string): Mapped<HoldingRecord> {
+  const wire = HoldingDetailSchema.safeParse(row);
+  if (!wire.success) return failure(rowId(row, 'holdingId', position), wire.error);
+  const h = wire.data;
+  const units = decimalText(h.returnInfo.units);
+  const emv = decimalText(h.returnInfo.emv);
+  if (units === undefined || emv === undefined) return invalid(h.holdingId, 'returnInfo: units and emv must be finite numbers');
+  const unitsValue = new Dec(units);
+  const price = unitsValue.isZero() ? '0' : new Dec(emv).div(unitsValue).toDecimalPlaces(PRICE_DECIMALS).toFixed();
+  return accept(h.holdingId, HoldingRecordSchema, {
+    platformRecordId: h.holdingId,
+    platformAccountId: h.accountID,
+    security: security(h.asset),
+    quantity: units,
+    price,
+    marketValue: emv,
+    costBasis: h.costBasis == null ? undefined : decimalText(h.costBasis.totalCost),
+    currency: h.asset.currencyCode,
+    asOf: datePart(h.returnInfo.returnDate),
+  });
+}
+
+/** MarketValue is unsigned: buys and fees take cash out, transfers follow ExternalFlowAffect. */
+export function mapTransaction(row: unknown, position: string): Mapped<TransactionRecord> {
+  const wire = BdTransactionSchema.safeParse(row);
+  if (!wire.success) return failure(rowId(row, 'TransactionID', position), wire.error);
+  const t = wire.data;
+  const type = TRANSACTION_TYPE_OF.get(t.TransactionType);
+  if (type === undefined) return invalid(t.TransactionID, `TransactionType: "${t.TransactionType}" is not a known transaction type`);
+  const status = TRANSACTION_STATUS_OF.get(t.Status);
+  if (status === undefined) return invalid(t.TransactionID, `Status: "${t.Status}" is not a known status`);
+  const value = decimalText(t.MarketValue);
+  if (value === undefined) return invalid(t.TransactionID, 'MarketValue: must be a finite number');
+  const outflow = type === 'BUY' || type === 'FEE' || (type === 'TRANSFER' && t.ExternalFlowAffect === 'Withdrawal');
+  const hasSecurity = t.Ticker !== null || t.Cusip !== null || t.Identifier !== null;
+  return accept(t.TransactionID, TransactionRecordSchema, {
+    platformRecordId: t.TransactionID,
+    platformAccountId: t.AccountID,
+    type,
+    status,
+    tradeDate: datePart(t.TradeDate),
+    settleDate: t.SettleDate === null ? undefined : datePart(t.SettleDate),
+    security: hasSecurity
+      ? securityOf(t.Ticker, t.Cusip, t.Identifier, t.AssetName ?? t.AssetID ?? '', t.AssetClass, t.SecurityType)
+      : undefined,
+    quantity: t.Units === null ? undefined : decimalText(t.Units),
+    price: t.Price === null ? undefined : decimalText(t.Price),
+    amount: outflow && value !== '0' ? `-${value.replace(/^-/, '')}` : value,
+    currency: t.CurrencyCode,
+    description: t.Description ?? undefined,
+  });
+}
+
+/** Black Diamond reports returns in percent; the canonical record keeps a fraction. */
+export function mapPerformance(row: unknown, position: string): Mapped<PerformanceRecord> {
+  const wire = BdPerformanceSchema.safeParse(row);
+  if (!wire.success) return failure(position, wire.error);
+  const p = wire.data;
+  const id = `${p.accountID}:${p.period}`;
+  const period: PerformancePeriod | undefined = PERIOD_OF.get(p.period);
+  if (period === undefined) return invalid(id, `period: "${p.period}" is not a known period`);
+  const percent = decimalText(p.twrPercent);
+  if (percent === undefined) return invalid(id, 'twrPercent: must be a finite number');
+  return accept(id, PerformanceRecordSchema, {
+    platformAccountId: p.accountID,
+    period,
+    startDate: datePart(p.startDate),
+    endDate: datePart(p.endDate),
+    returnRate: new Dec(percent).div(100).toFixed(),
+    beginningValue: decimalText(p.bmv),
+    endingValue: decimalText(p.emv),
+    netFlows: decimalText(p.netFlows),
+    currency: p.currencyCode,
+  });
+}
+
+function security(asset: Asset): unknown {
+  return securityOf(asset.ticker, asset.cusip, asset.identifier, asset.name, asset.assetClass, asset.securityType);
+}
+
+function securityOf(
+  ticker: string | null,
+  cusip: string | null,
+  identifier: string | null,
+  name: string,
+  assetClass: string | null,
+  securityType: string | null,
+): unknown {
+  return {
+    ticker: ticker ?? undefined,
+    cusip: cusip ?? undefined,
+    // The identifier is free text on the platform; only an ISIN-shaped one is taken as the ISIN.
+    isin: identifier !== null && ISIN_SHAPE.test(identifier) ? identifier : undefined,
+    name,
+    assetClass: (assetClass === null ? undefined : ASSET_CLASS_OF.get(assetClass)) ?? 'other',
+    securityType: (securityType === null ? undefined : SECURITY_TYPE_OF.get(securityType)) ?? 'other',
+  };
+}
+
+/** A JSON number is read by its shortest round-trip text, in fixed notation; a string is kept as written. */
+function decimalText(value: number | string): string | undefined {
+  if (typeof value === 'string') return value;
+  return Number.isFinite(value) ? new Dec(String(value)).toFixed() : undefined;
+}
+
+/** "2024-03-31T00:00:00" -> "2024-03-31"; anything else is left for the schema to refuse. */
+function datePart(value: string): string {
+  return value.length > 10 && value[10] === 'T' ? value.slice(0, 10) : value;
+}
+
+function accept<S extends z.ZodType>(recordId: string, schema: S, candidate: unknown): Mapped<z.output<S>> {
+  const parsed = schema.safeParse(candidate);
+  return parsed.success ? { kind: 'record', record: parsed.data } : failure(recordId, parsed.error);
+}
+
+function rowId(row: unknown, key: string, position: string): string {
+  const value = typeof row === 'object' && row !== null ? (row as Record<string, unknown>)[key] : undefined;
+  return typeof value === 'string' && value.length > 0 ? value : position;
+}
+
+function invalid(recordId: string, message: string): { kind: 'error'; error: SyncError } {
+  return { kind: 'error', error: { recordId, code: 'RECORD_INVALID', message, severity: 'error', retryable: false } };
+}
+
+/** The first issue names the field; values are not quoted, so nothing sensitive rides along. */
+function failure(recordId: string, error: z.ZodError): { kind: 'error'; error: SyncError } {
+  const issue = error.issues[0];
+  const path = issue?.path.join('.') ?? '';
+  const code: SyncErrorCode = /cusip|isin/i.test(path) ? 'IDENTIFIER_INVALID' : /currency/i.test(path) ? 'CURRENCY_NOT_SUPPORTED' : 'RECORD_INVALID';
+  const message = `${path === '' ? 'record' : path}: ${issue?.message ?? 'invalid'}`;
+  return { kind: 'error', error: { recordId, code, message, severity: code === 'RECORD_INVALID' ? 'error' : 'warning', retryable: false } };
+}
