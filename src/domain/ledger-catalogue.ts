@@ -1,10 +1,15 @@
 import { conflictEventDefinitions } from './conflicts/events.ts';
 import { connectionEventDefinitions } from './connections/events.ts';
 import { EventCatalogue, type EventDefinition } from './events/catalogue.ts';
-import { PortfolioCreated, PortfolioRenamed } from './portfolio/events.ts';
+import { portfolioEventDefinitions } from './portfolio/events.ts';
 import { syncEventDefinitions } from './sync/events.ts';
 
 /** Every event type the ledger stores. */
-export const ledgerEventDefinitions: readonly EventDefinition[] = [PortfolioCreated, PortfolioRenamed, ...connectionEventDefinitions, ...syncEventDefinitions, ...conflictEventDefinitions];
+export const ledgerEventDefinitions: readonly EventDefinition[] = [
+  ...portfolioEventDefinitions,
+  ...connectionEventDefinitions,
+  ...syncEventDefinitions,
+  ...conflictEventDefinitions,
+];
 
 export const ledgerCatalogue = new EventCatalogue(ledgerEventDefinitions);

@@ -35,6 +35,20 @@ describe('portfolio decider', () => {
 
   it('folds renames into the state', () => {
     const state = given(created, { type: 'PortfolioRenamed', data: { portfolioId: 'p1', name: 'A' } }, { type: 'PortfolioRenamed', data: { portfolioId: 'p1', name: 'B' } });
-    expect(state).toEqual({ status: 'active', portfolioId: 'p1', ownerId: 'u1', name: 'B', baseCurrency: 'USD' });
+    expect(state).toEqual({ status: 'active', portfolioId: 'p1', ownerId: 'u1', name: 'B', baseCurrency: 'USD', links: {} });
+  });
+
+  it('links connections with a weight, updates a link only when it changes, and unlinks', () => {
+    const link: PortfolioCommand = { kind: 'LinkConnection', portfolioId: 'p1', connectionId: 'c1', weight: '0.5' };
+    const linked = portfolioDecider.decide(link, given(created));
+    expect(linked).toEqual([{ type: 'PortfolioConnectionLinked', data: { portfolioId: 'p1', connectionId: 'c1', weight: '0.5', includeInTotals: true } }]);
+    const state = given(created, ...linked);
+    expect(portfolioDecider.decide({ ...link, weight: '0.50' }, state)).toEqual([]);
+    expect(portfolioDecider.decide({ ...link, includeInTotals: false }, state)).toHaveLength(1);
+    expect(violation(() => portfolioDecider.decide({ ...link, weight: '1.5' }, state))).toBe('WEIGHT_OUT_OF_RANGE');
+    const unlinked = portfolioDecider.decide({ kind: 'UnlinkConnection', portfolioId: 'p1', connectionId: 'c1' }, state);
+    expect(unlinked).toEqual([{ type: 'PortfolioConnectionUnlinked', data: { portfolioId: 'p1', connectionId: 'c1' } }]);
+    expect(given(created, ...linked, ...unlinked)).toMatchObject({ links: {} });
+    expect(portfolioDecider.decide({ kind: 'UnlinkConnection', portfolioId: 'p1', connectionId: 'c1' }, given(created))).toEqual([]);
   });
 });

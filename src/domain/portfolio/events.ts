@@ -1,21 +1,52 @@
 import { z } from 'zod';
 import { defineEvent } from '../events/catalogue.ts';
+import { CurrencySchema } from '../money/currency.ts';
+import { DecimalStringSchema } from '../money/decimal.ts';
 
-const CurrencyCode = z.string().regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code such as USD');
+const Id = z.string().min(1).max(200);
 
 export const PortfolioCreated = defineEvent({
   type: 'PortfolioCreated',
   version: 1,
   schema: z.object({
-    portfolioId: z.string().min(1),
-    ownerId: z.string().min(1),
+    portfolioId: Id,
+    ownerId: Id,
     name: z.string().trim().min(1).max(200),
-    baseCurrency: CurrencyCode,
+    baseCurrency: CurrencySchema,
   }),
 });
 
 export const PortfolioRenamed = defineEvent({
   type: 'PortfolioRenamed',
   version: 1,
-  schema: z.object({ portfolioId: z.string().min(1), name: z.string().trim().min(1).max(200) }),
+  schema: z.object({ portfolioId: Id, name: z.string().trim().min(1).max(200) }),
 });
+
+export const PortfolioConnectionLinked = defineEvent({
+  type: 'PortfolioConnectionLinked',
+  version: 1,
+  schema: z.object({
+    portfolioId: Id,
+    connectionId: Id,
+    /** The share of the connection's holdings that belongs to this portfolio, from 0 to 1. */
+    weight: DecimalStringSchema,
+    includeInTotals: z.boolean(),
+  }),
+});
+
+export const PortfolioConnectionUnlinked = defineEvent({
+  type: 'PortfolioConnectionUnlinked',
+  version: 1,
+  schema: z.object({ portfolioId: Id, connectionId: Id }),
+});
+
+/** Relative tolerances (0.01 = 1%) and the window within which two sources' observations are compared. */
+export const ConflictTolerancesSchema = z.object({ quantity: DecimalStringSchema, value: DecimalStringSchema, windowMinutes: z.number().int().positive() });
+
+export const PortfolioTolerancesChanged = defineEvent({
+  type: 'PortfolioTolerancesChanged',
+  version: 1,
+  schema: z.object({ portfolioId: Id, tolerances: ConflictTolerancesSchema }),
+});
+
+export const portfolioEventDefinitions = [PortfolioCreated, PortfolioRenamed, PortfolioConnectionLinked, PortfolioConnectionUnlinked, PortfolioTolerancesChanged];

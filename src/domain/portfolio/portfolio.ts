@@ -1,18 +1,44 @@
 import type { z } from 'zod';
 import { DomainRuleViolation, type Decider, type DomainEvent } from '../decider.ts';
-import type { PortfolioCreated, PortfolioRenamed } from './events.ts';
+import { Dec } from '../money/decimal.ts';
+import type {
+  ConflictTolerancesSchema,
+  PortfolioConnectionLinked,
+  PortfolioConnectionUnlinked,
+  PortfolioCreated,
+  PortfolioRenamed,
+  PortfolioTolerancesChanged,
+} from './events.ts';
+
+type Data<T extends { schema: z.ZodType }> = z.infer<T['schema']>;
+type Link = Omit<Data<typeof PortfolioConnectionLinked>, 'portfolioId'>;
+export type ConflictTolerancesData = z.infer<typeof ConflictTolerancesSchema>;
 
 export type PortfolioEvent =
-  | DomainEvent<'PortfolioCreated', z.infer<typeof PortfolioCreated.schema>>
-  | DomainEvent<'PortfolioRenamed', z.infer<typeof PortfolioRenamed.schema>>;
+  | DomainEvent<'PortfolioCreated', Data<typeof PortfolioCreated>>
+  | DomainEvent<'PortfolioRenamed', Data<typeof PortfolioRenamed>>
+  | DomainEvent<'PortfolioConnectionLinked', Data<typeof PortfolioConnectionLinked>>
+  | DomainEvent<'PortfolioConnectionUnlinked', Data<typeof PortfolioConnectionUnlinked>>
+  | DomainEvent<'PortfolioTolerancesChanged', Data<typeof PortfolioTolerancesChanged>>;
 
 export type PortfolioCommand =
   | { readonly kind: 'CreatePortfolio'; readonly portfolioId: string; readonly ownerId: string; readonly name: string; readonly baseCurrency: string }
-  | { readonly kind: 'RenamePortfolio'; readonly portfolioId: string; readonly name: string };
+  | { readonly kind: 'RenamePortfolio'; readonly portfolioId: string; readonly name: string }
+  | { readonly kind: 'LinkConnection'; readonly portfolioId: string; readonly connectionId: string; readonly weight?: string; readonly includeInTotals?: boolean }
+  | { readonly kind: 'UnlinkConnection'; readonly portfolioId: string; readonly connectionId: string }
+  | { readonly kind: 'ChangeConflictTolerances'; readonly portfolioId: string; readonly tolerances: ConflictTolerancesData };
 
 export type PortfolioState =
   | { readonly status: 'absent' }
-  | { readonly status: 'active'; readonly portfolioId: string; readonly ownerId: string; readonly name: string; readonly baseCurrency: string };
+  | {
+      readonly status: 'active';
+      readonly portfolioId: string;
+      readonly ownerId: string;
+      readonly name: string;
+      readonly baseCurrency: string;
+      readonly links: Readonly<Record<string, Link>>;
+      readonly tolerances?: ConflictTolerancesData;
+    };
 
 export const portfolioStreamId = (portfolioId: string) => `portfolio-${portfolioId}`;
 
@@ -29,19 +55,53 @@ export const portfolioDecider: Decider<PortfolioState, PortfolioCommand, Portfol
         throw new DomainRuleViolation('PORTFOLIO_EXISTS', `portfolio ${portfolioId} already exists`);
       }
       case 'RenamePortfolio': {
-        if (state.status === 'absent') throw new DomainRuleViolation('PORTFOLIO_NOT_FOUND', `portfolio ${command.portfolioId} does not exist`);
-        if (state.name === command.name) return [];
+        const current = requirePortfolio(state, command.portfolioId);
+        if (current.name === command.name) return [];
         return [{ type: 'PortfolioRenamed', data: { portfolioId: command.portfolioId, name: command.name } }];
+      }
+      case 'LinkConnection': {
+        const current = requirePortfolio(state, command.portfolioId);
+        const weight = new Dec(command.weight ?? '1');
+        if (weight.lte(0) || weight.gt(1)) throw new DomainRuleViolation('WEIGHT_OUT_OF_RANGE', `weight must be more than 0 and at most 1, not ${command.weight}`);
+        const link = { connectionId: command.connectionId, weight: weight.toFixed(), includeInTotals: command.includeInTotals ?? true };
+        const held = current.links[command.connectionId];
+        if (held && new Dec(held.weight).eq(weight) && held.includeInTotals === link.includeInTotals) return [];
+        return [{ type: 'PortfolioConnectionLinked', data: { portfolioId: command.portfolioId, ...link } }];
+      }
+      case 'UnlinkConnection': {
+        const current = requirePortfolio(state, command.portfolioId);
+        if (!current.links[command.connectionId]) return [];
+        return [{ type: 'PortfolioConnectionUnlinked', data: { portfolioId: command.portfolioId, connectionId: command.connectionId } }];
+      }
+      case 'ChangeConflictTolerances': {
+        const current = requirePortfolio(state, command.portfolioId);
+        if (JSON.stringify(current.tolerances) === JSON.stringify(command.tolerances)) return [];
+        return [{ type: 'PortfolioTolerancesChanged', data: { portfolioId: command.portfolioId, tolerances: command.tolerances } }];
       }
     }
   },
 
   evolve(state, event) {
+    if (event.type === 'PortfolioCreated') return { status: 'active', ...event.data, links: {} };
+    if (state.status === 'absent') return state;
     switch (event.type) {
-      case 'PortfolioCreated':
-        return { status: 'active', ...event.data };
       case 'PortfolioRenamed':
-        return state.status === 'active' ? { ...state, name: event.data.name } : state;
+        return { ...state, name: event.data.name };
+      case 'PortfolioConnectionLinked': {
+        const { portfolioId: _portfolio, ...link } = event.data;
+        return { ...state, links: { ...state.links, [link.connectionId]: link } };
+      }
+      case 'PortfolioConnectionUnlinked': {
+        const { [event.data.connectionId]: _removed, ...links } = state.links;
+        return { ...state, links };
+      }
+      case 'PortfolioTolerancesChanged':
+        return { ...state, tolerances: event.data.tolerances };
     }
   },
 };
+
+function requirePortfolio(state: PortfolioState, portfolioId: string): Exclude<PortfolioState, { status: 'absent' }> {
+  if (state.status === 'absent') throw new DomainRuleViolation('PORTFOLIO_NOT_FOUND', `portfolio ${portfolioId} does not exist`);
+  return state;
+}
