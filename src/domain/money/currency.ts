@@ -9,6 +9,6 @@ export function isIso4217(code: string): boolean {
 
 export const CurrencySchema = z
   .string()
-  .regex(/^[A-Z]{3}$/, 'must be a three-letter ISO 4217 code in capitals')
+  .regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code such as USD')
   .refine(isIso4217, 'is not an ISO 4217 currency code');
 export type Currency = z.infer<typeof CurrencySchema>;
