@@ -1,8 +1,11 @@
 import { Decimal } from 'decimal.js';
 import { z } from 'zod';
 
-/** Amounts, quantities and prices: never a JS number. 40 significant digits covers NUMERIC(38, 10) and more. */
-export const Dec = Decimal.clone({ precision: 40, rounding: Decimal.ROUND_HALF_EVEN });
+/**
+ * Amounts, quantities and prices: never a JS number. 40 significant digits covers NUMERIC(38, 10)
+ * and more; the exponent limits keep toString and JSON in fixed notation.
+ */
+export const Dec = Decimal.clone({ precision: 40, rounding: Decimal.ROUND_HALF_EVEN, toExpNeg: -9e15, toExpPos: 9e15 });
 export type Dec = Decimal;
 
 const DECIMAL_TEXT = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?$/;
