@@ -1,0 +1,46 @@
+import { Decimal } from 'decimal.js';
+import { Dec } from '../../../domain/money/decimal.ts';
+import { minorUnits } from './securities.ts';
+
+/** Decimal helpers for the sandbox: the platform rounds money half-up to the currency's minor unit. */
+
+export function money(value: Decimal, currency: string): string {
+  return value.toFixed(minorUnits(currency), Decimal.ROUND_HALF_UP);
+}
+
+export function moneyDown(value: Decimal, currency: string): Decimal {
+  return value.toDecimalPlaces(minorUnits(currency), Decimal.ROUND_DOWN);
+}
+
+/** Units of USD per unit of each currency: fixed, so converted values stay deterministic. */
+const USD_PER_UNIT: Readonly<Record<string, string>> = { USD: '1', EUR: '1.08', GBP: '1.27', CAD: '0.73', CHF: '1.12', JPY: '0.0064' };
+
+export function convert(value: Decimal, from: string, to: string): Decimal {
+  if (from === to) return value;
+  const fromRate = USD_PER_UNIT[from];
+  const toRate = USD_PER_UNIT[to];
+  if (fromRate === undefined || toRate === undefined) throw new Error(`no sandbox exchange rate between ${from} and ${to}`);
+  return value.mul(fromRate).div(toRate);
+}
+
+export const SUPPORTED_CURRENCIES = Object.keys(USD_PER_UNIT);
+
+const DECIMAL_TEXT = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?$/;
+
+/** Parses a decimal string given by a caller of the world; names the field when it is not one. */
+export function parseDecimal(field: string, text: string): Decimal {
+  if (!DECIMAL_TEXT.test(text)) throw new SandboxInputError(field, `${field} must be a decimal number written as a string, e.g. "12.50"`);
+  return new Dec(text);
+}
+
+/** A mutation the world refuses: unknown account or record, or a value it cannot take. */
+export class SandboxInputError extends Error {
+  override readonly name = 'SandboxInputError';
+  constructor(
+    readonly field: string,
+    message: string,
+    readonly status: 400 | 404 | 409 = 400,
+  ) {
+    super(message);
+  }
+}
