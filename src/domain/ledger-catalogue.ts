@@ -1,6 +1,7 @@
 import { conflictEventDefinitions } from './conflicts/events.ts';
 import { connectionEventDefinitions } from './connections/events.ts';
 import { EventCatalogue, type EventDefinition } from './events/catalogue.ts';
+import { ingestionEventDefinitions } from './ingestion/events.ts';
 import { portfolioEventDefinitions } from './portfolio/events.ts';
 import { syncEventDefinitions } from './sync/events.ts';
 
@@ -9,6 +10,7 @@ export const ledgerEventDefinitions: readonly EventDefinition[] = [
   ...portfolioEventDefinitions,
   ...connectionEventDefinitions,
   ...syncEventDefinitions,
+  ...ingestionEventDefinitions,
   ...conflictEventDefinitions,
 ];
 

@@ -41,10 +41,11 @@ describe('deterministic ingestion', () => {
   });
 
   it('derives ULID-shaped event ids from identity and content', () => {
-    const id = observationEventId('c1', 'holdings', 'h-1', 'observed', contentHash(toWire(holding)));
+    const id = observationEventId('c1', 'holdings', 'h-1', 1, contentHash(toWire(holding)));
     expect(id).toMatch(/^[0-7][0-9A-HJKMNP-TV-Z]{25}$/);
-    expect(observationEventId('c1', 'holdings', 'h-1', 'observed', contentHash(toWire(holding)))).toBe(id);
-    expect(observationEventId('c2', 'holdings', 'h-1', 'observed', contentHash(toWire(holding)))).not.toBe(id);
+    expect(observationEventId('c1', 'holdings', 'h-1', 1, contentHash(toWire(holding)))).toBe(id);
+    expect(observationEventId('c2', 'holdings', 'h-1', 1, contentHash(toWire(holding)))).not.toBe(id);
+    expect(observationEventId('c1', 'holdings', 'h-1', 3, contentHash(toWire(holding)))).not.toBe(id);
     expect(deterministicEventId('a', 'bc')).not.toBe(deterministicEventId('ab', 'c'));
   });
 });

@@ -74,7 +74,11 @@ export function deterministicEventId(...parts: readonly string[]): string {
   return out;
 }
 
-/** The event id of one observation of a record: the same record with the same content maps to the same id. */
-export function observationEventId(connectionId: string, dataType: DataType, platformRecordId: string, kind: 'observed' | 'changed' | 'removed', hashOfContent: string): string {
-  return deterministicEventId(connectionId, dataType, platformRecordId, kind, hashOfContent);
+/**
+ * The event id of one observation: identity, revision and content. The revision keeps a record
+ * that changes back and forth (A, B, A, B) from reusing an earlier change's id; a sync re-run after
+ * a crash computes the same revision and content, so its events are no-ops.
+ */
+export function observationEventId(connectionId: string, dataType: DataType, platformRecordId: string, revision: number, hashOfContent: string): string {
+  return deterministicEventId(connectionId, dataType, platformRecordId, String(revision), hashOfContent);
 }
