@@ -66,9 +66,9 @@ export function mapHolding(row: unknown, position: string): Mapped<HoldingRecord
   const wire = HoldingDetailSchema.safeParse(row);
   if (!wire.success) return failure(rowId(row, 'holdingId', position), wire.error);
   const h = wire.data;
-  const units = decimalText(h.returnInfo.units);
-  const emv = decimalText(h.returnInfo.emv);
-  if (units === undefined || emv === undefined) return invalid(h.holdingId, 'returnInfo: units and emv must be finite numbers');
+  const units = arithmetic(h.returnInfo.units);
+  const emv = arithmetic(h.returnInfo.emv);
+  if (units === undefined || emv === undefined) return invalid(h.holdingId, 'returnInfo: units and emv must be decimal numbers');
   const unitsValue = new Dec(units);
   const price = unitsValue.isZero() ? '0' : new Dec(emv).div(unitsValue).toDecimalPlaces(PRICE_DECIMALS).toFixed();
   return accept(h.holdingId, HoldingRecordSchema, {
@@ -93,9 +93,10 @@ export function mapTransaction(row: unknown, position: string): Mapped<Transacti
   if (type === undefined) return invalid(t.TransactionID, `TransactionType: "${t.TransactionType}" is not a known transaction type`);
   const status = TRANSACTION_STATUS_OF.get(t.Status);
   if (status === undefined) return invalid(t.TransactionID, `Status: "${t.Status}" is not a known status`);
-  const value = decimalText(t.MarketValue);
-  if (value === undefined) return invalid(t.TransactionID, 'MarketValue: must be a finite number');
+  const value = arithmetic(t.MarketValue);
+  if (value === undefined) return invalid(t.TransactionID, 'MarketValue: must be a decimal number');
   const outflow = type === 'BUY' || type === 'FEE' || (type === 'TRANSFER' && t.ExternalFlowAffect === 'Withdrawal');
+  const magnitude = value.startsWith('-') ? value.slice(1) : value;
   const hasSecurity = t.Ticker !== null || t.Cusip !== null || t.Identifier !== null;
   return accept(t.TransactionID, TransactionRecordSchema, {
     platformRecordId: t.TransactionID,
@@ -109,7 +110,7 @@ export function mapTransaction(row: unknown, position: string): Mapped<Transacti
       : undefined,
     quantity: t.Units === null ? undefined : decimalText(t.Units),
     price: t.Price === null ? undefined : decimalText(t.Price),
-    amount: outflow && value !== '0' ? `-${value.replace(/^-/, '')}` : value,
+    amount: outflow && !/^0(\.0+)?$/.test(magnitude) ? `-${magnitude}` : magnitude,
     currency: t.CurrencyCode,
     description: t.Description ?? undefined,
   });
@@ -123,8 +124,8 @@ export function mapPerformance(row: unknown, position: string): Mapped<Performan
   const id = `${p.accountID}:${p.period}`;
   const period: PerformancePeriod | undefined = PERIOD_OF.get(p.period);
   if (period === undefined) return invalid(id, `period: "${p.period}" is not a known period`);
-  const percent = decimalText(p.twrPercent);
-  if (percent === undefined) return invalid(id, 'twrPercent: must be a finite number');
+  const percent = arithmetic(p.twrPercent);
+  if (percent === undefined) return invalid(id, 'twrPercent: must be a decimal number');
   return accept(id, PerformanceRecordSchema, {
     platformAccountId: p.accountID,
     period,
@@ -161,10 +162,21 @@ function securityOf(
   };
 }
 
-/** A JSON number is read by its shortest round-trip text, in fixed notation; a string is kept as written. */
-function decimalText(value: number | string): string | undefined {
+const DECIMAL_TEXT = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?$/;
+
+/**
+ * A JSON number is read by its shortest round-trip text, in fixed notation; a string is passed on
+ * as written, so the canonical schema refuses a malformed one by its field's name.
+ */
+function decimalText(value: number | string): string {
   if (typeof value === 'string') return value;
-  return Number.isFinite(value) ? new Dec(String(value)).toFixed() : undefined;
+  return Number.isFinite(value) ? new Dec(String(value)).toFixed() : String(value);
+}
+
+/** The text, when it is a decimal that arithmetic can take. */
+function arithmetic(value: number | string): string | undefined {
+  const text = decimalText(value);
+  return DECIMAL_TEXT.test(text) ? text : undefined;
 }
 
 /** "2024-03-31T00:00:00" -> "2024-03-31"; anything else is left for the schema to refuse. */

@@ -206,10 +206,16 @@ export const HoldingOverrideSchema = z.object({
 export const PushAcceptedSchema = z.object({ id: z.string(), status: z.literal('Accepted'), createdDate: z.string() });
 
 // ---- webhooks: new transactions ----
+/**
+ * Black Diamond documents no data webhooks; the product specification asks for transactions by
+ * webhook, so the sandbox sends the shared signed delivery (X-Sandbox-Signature) with this body.
+ */
 export const WebhookBodySchema = z.object({
-  eventType: z.literal('transactions.created'),
-  accountID: z.string().min(1),
-  transactionIDs: z.array(z.string().min(1)).min(1),
+  id: z.string().min(1),
+  type: z.literal('transactions.created'),
+  dataType: z.literal('transactions'),
+  accountId: z.string().min(1),
+  recordIds: z.array(z.string().min(1)).min(1),
 });
 
 // ---- Black Diamond's vocabulary, shared by the sandbox (rendering) and the mapping (reading) ----
