@@ -141,16 +141,44 @@ export const OrionErrorSchema = z.object({
 export type OrionError = z.infer<typeof OrionErrorSchema>;
 
 /** Write-back bodies: a trade order, a rebalance and a manual override of a position's field. */
+const ClientReference = z.string().min(1, 'The clientReference field is required.').max(100, 'The clientReference field must be at most 100 characters.');
+const SecurityFields = {
+  ticker: z.string().min(1).max(20).optional(),
+  cusip: z.string().length(9, 'A CUSIP has 9 characters.').optional(),
+  isin: z.string().length(12, 'An ISIN has 12 characters.').optional(),
+};
+
 export const OrionTradeOrderSchema = z.object({
-  accountId: z.number().int().positive(),
-  clientReference: z.string().min(1).max(100),
-  action: z.enum(['Buy', 'Sell']),
-  ticker: z.string().min(1).optional(),
-  cusip: z.string().min(1).optional(),
-  quantity: z.number().positive(),
-  orderType: z.enum(['Market', 'Limit']),
-  limitPrice: z.number().positive().optional(),
+  accountId: OrionIdSchema,
+  clientReference: ClientReference,
+  action: z.enum(['Buy', 'Sell'], 'The action must be Buy or Sell.'),
+  ...SecurityFields,
+  quantity: z.number('The quantity must be a number.').positive('The quantity must be greater than zero.'),
+  orderType: z.enum(['Market', 'Limit'], 'The orderType must be Market or Limit.'),
+  limitPrice: z.number('The limitPrice must be a number.').positive('The limitPrice must be greater than zero.').optional(),
 });
+export type OrionTradeOrder = z.infer<typeof OrionTradeOrderSchema>;
+
+export const OrionRebalanceSchema = z.object({
+  accountId: OrionIdSchema,
+  clientReference: ClientReference,
+  targets: z
+    .array(z.object({ ...SecurityFields, targetPercent: z.number().gt(0, 'A targetPercent must be greater than 0.').lte(100, 'A targetPercent must be at most 100.') }))
+    .min(1, 'At least one target is required.')
+    .max(1000),
+});
+export type OrionRebalance = z.infer<typeof OrionRebalanceSchema>;
+
+export const ORION_OVERRIDE_FIELDS = ['Shares', 'Price', 'CostBasis'] as const;
+
+export const OrionOverrideSchema = z.object({
+  accountId: OrionIdSchema,
+  clientReference: ClientReference,
+  field: z.enum(ORION_OVERRIDE_FIELDS, 'The field must be Shares, Price or CostBasis.'),
+  value: z.number('The value must be a number.').nonnegative('The value must not be negative.'),
+  reason: z.string().trim().min(1, 'A reason is required.').max(500, 'The reason must be at most 500 characters.'),
+});
+export type OrionOverride = z.infer<typeof OrionOverrideSchema>;
 
 export const OrionOrderReceiptSchema = z.object({
   id: OrionIdSchema,
@@ -158,4 +186,4 @@ export const OrionOrderReceiptSchema = z.object({
   status: z.string(),
   createdDate: z.string(),
 });
-export type OrionOrderReceipt = z.infer<typeof OrionOrderReceiptSchema>;
+export type OrionOrderReceipt = z.input<typeof OrionOrderReceiptSchema>;
