@@ -65,6 +65,8 @@ export interface PlatformRequest {
   readonly accept?: string;
   /** How to read the answer: JSON when the content type says so (default), text, or bytes. */
   readonly responseType?: 'auto' | 'text' | 'bytes';
+  /** false for a request that must not be sent twice (a push without an idempotency key). Default true. */
+  readonly retry?: boolean;
   /** Whose breaker and rate limit the request counts against (default: the client's). */
   readonly accountKey?: string;
   readonly signal?: AbortSignal;
@@ -97,28 +99,24 @@ class AttemptFailure extends Error {
 const isTransient = (error: unknown): boolean => error instanceof AttemptFailure || error instanceof TaskCancelledError;
 const tripsBreaker = (error: unknown): boolean => error instanceof TaskCancelledError || (error instanceof AttemptFailure && error.tripsBreaker);
 
-/** Exponential backoff with full jitter; a platform's retry-after wins when it asks for longer. */
-class RetryAfterBackoff implements IBackoff<IRetryBackoffContext<unknown>> {
+/**
+ * Exponential backoff with full jitter. When the platform named a delay (retry-after, capped), that
+ * delay is waited instead, plus a little jitter so that waiting clients do not return together.
+ */
+class RetryAfterBackoff implements IBackoffFactory<IRetryBackoffContext<unknown>> {
   constructor(
-    private readonly options: PlatformHttpClientOptions['retry'],
-    readonly duration: number,
-    private readonly exponent: number,
+    private readonly retry: PlatformHttpClientOptions['retry'],
+    private readonly maxRetryAfterMs: number,
   ) {}
 
-  static factory(options: PlatformHttpClientOptions['retry']): IBackoffFactory<IRetryBackoffContext<unknown>> {
-    return { next: (context) => RetryAfterBackoff.after(options, 0, context) };
-  }
-
-  static after(options: PlatformHttpClientOptions['retry'], exponent: number, context: IRetryBackoffContext<unknown>): RetryAfterBackoff {
-    const ceiling = Math.min(options.maxDelayMs, options.initialDelayMs * 2 ** exponent);
-    const jittered = Math.random() * ceiling;
+  next(context: IRetryBackoffContext<unknown>): IBackoff<IRetryBackoffContext<unknown>> {
     const error = 'error' in context.result ? context.result.error : undefined;
     const asked = error instanceof AttemptFailure ? error.retryAfterMs : undefined;
-    return new RetryAfterBackoff(options, asked === undefined ? jittered : asked + Math.random() * Math.min(asked, 250), exponent + 1);
-  }
-
-  next(context: IRetryBackoffContext<unknown>): RetryAfterBackoff {
-    return RetryAfterBackoff.after(this.options, this.exponent, context);
+    const duration =
+      asked === undefined
+        ? Math.random() * Math.min(this.retry.maxDelayMs, this.retry.initialDelayMs * 2 ** (context.attempt - 1))
+        : Math.min(asked, this.maxRetryAfterMs) + Math.random() * Math.min(asked, 250);
+    return { duration, next: (following) => this.next(following) };
   }
 }
 
@@ -152,7 +150,7 @@ export class PlatformHttpClient {
     this.bulkheadPolicy = bulkhead(options.bulkhead.limit, options.bulkhead.queue);
     this.retryPolicy = retry(handleWhen(isTransient), {
       maxAttempts: Math.max(0, options.retry.maxAttempts - 1),
-      backoff: RetryAfterBackoff.factory(options.retry),
+      backoff: new RetryAfterBackoff(options.retry, this.maxRetryAfterMs),
     });
     this.timeoutPolicy = timeout(options.timeoutMs, TimeoutStrategy.Aggressive);
     this.retryPolicy.onRetry((event) => {
@@ -192,17 +190,14 @@ export class PlatformHttpClient {
   private async send(request: PlatformRequest): Promise<SentResponse> {
     const lane = this.lane(request.accountKey ?? this.options.accountKey ?? 'default');
     const url = this.url(request);
+    const attempt = async () => {
+      // Waiting for the rate limit is not the platform being slow: it stays outside the timeout.
+      await lane.bucket.take(request.signal);
+      const headers = await this.headers(request);
+      return lane.breaker.execute(() => this.timeoutPolicy.execute(({ signal }) => this.attempt(request, url, headers, signal), request.signal));
+    };
     try {
-      return await this.bulkheadPolicy.execute(
-        () =>
-          this.retryPolicy.execute(async () => {
-            // Waiting for the rate limit is not the platform being slow: it stays outside the timeout.
-            await lane.bucket.take(request.signal);
-            const headers = await this.headers(request);
-            return lane.breaker.execute(() => this.timeoutPolicy.execute(({ signal }) => this.attempt(request, url, headers, signal), request.signal));
-          }),
-        request.signal,
-      );
+      return await this.bulkheadPolicy.execute(() => (request.retry === false ? attempt() : this.retryPolicy.execute(attempt)), request.signal);
     } catch (error) {
       throw this.finalError(error, request);
     }
@@ -274,10 +269,11 @@ export class PlatformHttpClient {
   private finalError(error: unknown, request: PlatformRequest): unknown {
     if (error instanceof PlatformError) return error;
     const what = describe(request);
-    if (error instanceof AttemptFailure) return requestError(this.platform, error.code, `${what}: ${error.detail}; gave up after ${this.options.retry.maxAttempts} attempts`);
+    const attempts = request.retry === false ? 1 : this.options.retry.maxAttempts;
+    if (error instanceof AttemptFailure) return requestError(this.platform, error.code, `${what}: ${error.detail}; gave up after ${attempts} attempt${attempts === 1 ? '' : 's'}`);
     if (error instanceof TaskCancelledError) {
       if (request.signal?.aborted) return error;
-      return requestError(this.platform, 'TIMEOUT', `${what}: no answer within ${this.options.timeoutMs} ms; gave up after ${this.options.retry.maxAttempts} attempts`);
+      return requestError(this.platform, 'TIMEOUT', `${what}: no answer within ${this.options.timeoutMs} ms; gave up after ${attempts} attempt${attempts === 1 ? '' : 's'}`);
     }
     if (error instanceof BrokenCircuitError) {
       return requestError(this.platform, 'PLATFORM_UNAVAILABLE', `${what}: circuit open after ${this.options.breaker.consecutiveFailures} consecutive failures; not calling the platform for ${this.options.breaker.halfOpenAfterMs} ms`);
