@@ -84,9 +84,12 @@ function base(value: number, digits: number, alphabet: string): string {
   return text;
 }
 
-/** A bijection on [0, modulus): index·multiplier + offset, the multiplier coprime with the modulus. */
+/**
+ * A bijection on [0, modulus): index·multiplier + offset, the multiplier coprime with the modulus.
+ * Every product here stays far below 2^53, so plain integer arithmetic is exact.
+ */
 function scramble(value: number, multiplier: number, offset: number, modulus: number): number {
-  return Number((BigInt(value) * BigInt(multiplier) + BigInt(offset)) % BigInt(modulus));
+  return (value * multiplier + offset) % modulus;
 }
 
 function modularInverse(value: number, modulus: number): number {
@@ -187,7 +190,7 @@ function identifiers(index: number, country: string, securityType: SecurityType)
 }
 
 // A small direct-mapped cache: hot securities are reused, memory stays fixed however large the account.
-const CACHE_SIZE = 4096;
+const CACHE_SIZE = 8192;
 const cache: (SandboxSecurity | undefined)[] = new Array(CACHE_SIZE);
 
 export function securityAt(index: number): SandboxSecurity {

@@ -79,6 +79,9 @@ export const DEFAULT_AS_OF = '2025-06-30';
 export const MAX_HOLDINGS_PER_ACCOUNT = 1_000_000;
 export const MAX_TRANSACTIONS_PER_ACCOUNT = 10_000_000;
 
+const PRICE_CACHE_SIZE = 8192;
+/** Transactions trade among an account's first holdings: active names, and securities that stay cached. */
+const TRADED_HOLDINGS = 2000;
 const ACCOUNT_TYPES = ['Individual', 'Joint', 'Traditional IRA', 'Roth IRA', 'Trust', '401(k)', 'SEP IRA'];
 const CUSTODIANS = ['Charles Schwab', 'Fidelity', 'Pershing', 'BNY Mellon', 'Interactive Brokers', 'State Street'];
 
@@ -125,6 +128,9 @@ export class SandboxWorld {
   private readonly listeners = new Set<(change: WorldChange) => void>();
   private readonly valueCache = new Map<string, { readonly changeSeq: number; readonly value: Decimal }>();
   private sequence = 0;
+  // Unmoved prices, direct-mapped by security index: fixed memory, no recomputation for hot securities.
+  private readonly priceCacheIndex = new Int32Array(PRICE_CACHE_SIZE).fill(-1);
+  private readonly priceCache: (Decimal | undefined)[] = new Array(PRICE_CACHE_SIZE);
 
   constructor(options: SandboxWorldOptions) {
     this.seed = options.seed;
@@ -452,9 +458,14 @@ export class SandboxWorld {
   private priceOf(securityIndex: number): Decimal {
     const moved = this.movedPrices.get(securityIndex);
     if (moved !== undefined) return moved;
+    const slot = securityIndex % PRICE_CACHE_SIZE;
+    if (this.priceCacheIndex[slot] === securityIndex) return this.priceCache[slot]!;
     const security = securityAt(securityIndex);
     const factor = 800 + new Draws(this.seedKey, securityIndex).below(401);
-    return new Dec(typicalPrice(security)).mul(factor).div(1000).toDecimalPlaces(minorUnits(security.currency), Decimal.ROUND_HALF_UP);
+    const price = new Dec(typicalPrice(security)).mul(factor).div(1000).toDecimalPlaces(minorUnits(security.currency), Decimal.ROUND_HALF_UP);
+    this.priceCacheIndex[slot] = securityIndex;
+    this.priceCache[slot] = price;
+    return price;
   }
 
   private resolveSecurity(selector: SecuritySelector | TradeInput): number {
@@ -473,26 +484,30 @@ export class SandboxWorld {
     const override = state.holdingOverrides.get(index);
     const securityIndex = override?.securityIndex ?? naturalSecurity(state, index);
     const security = securityAt(securityIndex);
+    const currency = security.currency;
+    const places = minorUnits(currency);
     const price = this.priceOf(securityIndex);
     let quantity: Decimal;
+    let marketValue: Decimal;
     let costBasis: Decimal;
     if (override === undefined) {
       const draws = new Draws(state.key, index);
       quantity = generatedQuantity(security, draws);
-      costBasis = quantity.mul(price).mul(550 + draws.below(800)).div(1000);
+      marketValue = quantity.mul(price);
+      costBasis = marketValue.mul(permille(550 + draws.below(800)));
     } else {
       quantity = override.quantity;
+      marketValue = quantity.mul(price);
       costBasis = override.costBasis;
     }
-    const currency = security.currency;
     return {
       id: `${state.account.id}-H${index + 1}`,
       accountId: state.account.id,
       security,
       quantity: quantity.toFixed(),
-      price: price.toFixed(minorUnits(currency)),
-      marketValue: money(quantity.mul(price), currency),
-      costBasis: money(costBasis, currency),
+      price: price.toFixed(places),
+      marketValue: marketValue.toFixed(places, Decimal.ROUND_HALF_UP),
+      costBasis: costBasis.toFixed(places, Decimal.ROUND_HALF_UP),
       currency,
       asOf: this.asOf,
       seq: index + 1,
@@ -629,7 +644,7 @@ export class SandboxWorld {
 
   private generateTransaction(state: AccountState, index: number): SandboxTransaction {
     const draws = new Draws(state.key ^ 0x7a3c, index);
-    const account = state.account;
+    const accountId = state.account.id;
     const day = this.tradeDay(state, index);
     const roll = draws.below(100);
     const type: SandboxTransactionType =
@@ -638,52 +653,56 @@ export class SandboxWorld {
         : roll < 38 ? 'BUY' : roll < 55 ? 'SELL' : roll < 77 ? 'DIVIDEND' : roll < 85 ? 'INTEREST' : roll < 95 ? 'FEE' : 'TRANSFER';
     const statusRoll = draws.below(1000);
     const status: SandboxTransactionStatus = day >= this.asOfDay - 2 ? 'PENDING' : statusRoll < 4 ? 'FAILED' : 'COMPLETED';
-    const base = {
-      id: `${account.id}-T${index + 1}`,
-      accountId: account.id,
-      status,
-      tradeDate: dateText(day),
-      seq: index + 1,
-      modifiedSeq: state.createdSeq,
-    };
+    const id = `${accountId}-T${index + 1}`;
+    const tradeDate = dateText(day);
+    const seq = index + 1;
+    const modifiedSeq = state.createdSeq;
+    // Literals written out in full: object spread is several times slower on this hot path.
     if (type === 'BUY' || type === 'SELL' || type === 'DIVIDEND') {
-      const security = securityAt(naturalSecurity(state, draws.below(state.baseHoldings)));
+      const security = securityAt(naturalSecurity(state, draws.below(Math.min(state.baseHoldings, TRADED_HOLDINGS))));
       const currency = security.currency;
       if (type === 'DIVIDEND') {
-        const amount = currency === 'JPY' ? new Dec(draws.between(100, 50_000)) : new Dec(draws.between(100, 500_000)).div(100);
-        return { ...base, type, settleDate: dateText(day), security, amount: money(amount, currency), currency, description: `Dividend ${security.ticker}` };
+        const amount = cashAmount(draws.between(100, 500_000), currency);
+        return { id, accountId, type, status, tradeDate, settleDate: tradeDate, security, amount, currency, description: `Dividend ${security.ticker}`, seq, modifiedSeq };
       }
+      const places = minorUnits(currency);
       const quantity = generatedQuantity(security, draws);
-      const price = this.priceOf(security.index).mul(700 + draws.below(450)).div(1000).toDecimalPlaces(minorUnits(currency), Decimal.ROUND_HALF_UP);
+      const price = this.priceOf(security.index).mul(permille(700 + draws.below(450))).toDecimalPlaces(places, Decimal.ROUND_HALF_UP);
       const gross = quantity.mul(price);
       const quantityText = quantity.toFixed();
-      const priceText = price.toFixed(minorUnits(currency));
+      const priceText = price.toFixed(places);
       return {
-        ...base,
+        id,
+        accountId,
         type,
+        status,
+        tradeDate,
         settleDate: dateText(addBusinessDays(day, 2)),
         security,
         quantity: quantityText,
         price: priceText,
-        amount: money(type === 'BUY' ? gross.neg() : gross, currency),
+        amount: (type === 'BUY' ? gross.neg() : gross).toFixed(places, Decimal.ROUND_HALF_UP),
         currency,
         description: `${type === 'BUY' ? 'Bought' : 'Sold'} ${quantityText} ${security.ticker} @ ${priceText}`,
+        seq,
+        modifiedSeq,
       };
     }
-    const currency = account.currency;
-    const scale = currency === 'JPY' ? 150 : 1;
-    const cents = (min: number, max: number) => new Dec(draws.between(min, max) * scale).div(currency === 'JPY' ? 1 : 100);
-    switch (type) {
-      case 'INTEREST':
-        return { ...base, type, settleDate: dateText(day), amount: money(cents(50, 50_000), currency), currency, description: 'Interest on cash balance' };
-      case 'FEE':
-        return { ...base, type, settleDate: dateText(day), amount: money(cents(500, 250_000).neg(), currency), currency, description: draws.pick(['Advisory fee', 'Custody fee', 'Management fee']) };
-      default: {
-        const inbound = draws.below(3) > 0;
-        const amount = cents(100_000, 25_000_000);
-        return { ...base, type: 'TRANSFER', settleDate: dateText(day), amount: money(inbound ? amount : amount.neg(), currency), currency, description: inbound ? 'Contribution' : 'Withdrawal' };
-      }
+    const currency = state.account.currency;
+    let amount: string;
+    let description: string;
+    if (type === 'INTEREST') {
+      amount = cashAmount(draws.between(50, 50_000), currency);
+      description = 'Interest on cash balance';
+    } else if (type === 'FEE') {
+      amount = `-${cashAmount(draws.between(500, 250_000), currency)}`;
+      description = draws.pick(FEE_DESCRIPTIONS);
+    } else {
+      const inbound = draws.below(3) > 0;
+      amount = `${inbound ? '' : '-'}${cashAmount(draws.between(100_000, 25_000_000), currency)}`;
+      description = inbound ? 'Contribution' : 'Withdrawal';
     }
+    return { id, accountId, type, status, tradeDate, settleDate: tradeDate, amount, currency, description, seq, modifiedSeq };
   }
 
   private endingValue(state: AccountState): Decimal {
@@ -715,10 +734,23 @@ function naturalSecurity(state: AccountState, index: number): number {
   return index < KNOWN_SECURITIES ? (state.rotation + index) % KNOWN_SECURITIES : index;
 }
 
+const FEE_DESCRIPTIONS = ['Advisory fee', 'Custody fee', 'Management fee'];
+
+/** n/1000 as a Decimal, built from its text (cheaper than a division). */
+function permille(n: number): Decimal {
+  return new Dec(`${Math.floor(n / 1000)}.${String(n % 1000).padStart(3, '0')}`);
+}
+
+/** A generated cash amount from a count of minor units (whole yen, which has none). */
+function cashAmount(cents: number, currency: string): string {
+  if (minorUnits(currency) === 0) return String(cents);
+  return `${Math.floor(cents / 100)}.${String(cents % 100).padStart(2, '0')}`;
+}
+
 function generatedQuantity(security: SandboxSecurity, draws: Draws): Decimal {
   switch (security.securityType) {
     case 'mutual_fund':
-      return new Dec(draws.between(1_000, 5_000_000)).div(1000);
+      return permille(draws.between(1_000, 5_000_000));
     case 'bond':
       return new Dec(draws.between(1, 250));
     case 'cd':
