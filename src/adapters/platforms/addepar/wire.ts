@@ -19,7 +19,7 @@ export const ResourceIdentifierSchema = z.object({ type: z.string(), id: Id });
 const ToOne = z.object({ data: ResourceIdentifierSchema.nullable() });
 
 export const ErrorDocumentSchema = z.object({
-  errors: z.array(z.object({ status: z.string(), title: z.string(), detail: z.string().optional(), source: z.object({ pointer: z.string() }).partial().optional() })).min(1),
+  errors: z.array(z.object({ status: z.string(), title: z.string(), detail: z.string().optional(), code: z.string().optional(), source: z.object({ pointer: z.string() }).partial().optional() })).min(1),
 });
 export type ErrorDocument = z.infer<typeof ErrorDocumentSchema>;
 
