@@ -325,6 +325,14 @@ describe('PlatformHttpClient over real HTTP', () => {
     const stamps = hits('stamp').sort((a, b) => a - b);
     // Arrival times carry some network jitter: windows a little shorter than the limit's.
     for (let i = 0; i + 10 < stamps.length; i++) expect(stamps[i + 10]! - stamps[i]!).toBeGreaterThan(350);
+
+    // A larger burst starts that many at once and still keeps every window under the limit.
+    platform.hits.delete('stamp');
+    const bursty = client({ rateLimit: { requests: 10, perMs: 400, burst: 5 } });
+    await Promise.all(Array.from({ length: 25 }, () => bursty.request({ path: '/stamp' })));
+    const burstStamps = hits('stamp').sort((a, b) => a - b);
+    expect(burstStamps[4]! - burstStamps[0]!).toBeLessThan(60);
+    for (let i = 0; i + 10 < burstStamps.length; i++) expect(burstStamps[i + 10]! - burstStamps[i]!).toBeGreaterThan(350);
   });
 
   it('the bulkhead bounds requests in flight, and refuses beyond its queue', async () => {
@@ -351,6 +359,11 @@ describe('PlatformHttpClient over real HTTP', () => {
       await failure(http.request({ path: `/outage/${key()}`, query: { api_key: secret } })),
       await failure(client({ baseUrl: 'http://127.0.0.1:9', logger }).request({ path: `/x?api_key=${secret}` })),
     ];
+    const unbuildable = await client({ authorize: async (headers) => void (headers.authorization = `Bearer ${token}\nx-injected: 1`) })
+      .request({ path: '/ok' })
+      .catch((error: unknown) => error as Error);
+    expect(unbuildable).toBeInstanceOf(Error);
+    expect(`${String(unbuildable)} ${(unbuildable as Error).stack}`).not.toContain(token);
     expect(logged).toContain('retrying');
     for (const error of errors) {
       const seen = [error.message, String(error), JSON.stringify(error), error.stack ?? '', JSON.stringify(error.syncError)].join('\n');

@@ -37,8 +37,11 @@ export interface PlatformHttpClientOptions {
   readonly breaker: { readonly consecutiveFailures: number; readonly halfOpenAfterMs: number };
   /** Requests in flight at once, and how many more may wait for a slot. */
   readonly bulkhead: { readonly limit: number; readonly queue: number };
-  /** The platform's limit per account key (at most this many requests start in any window of `perMs`). */
-  readonly rateLimit: { readonly requests: number; readonly perMs: number };
+  /**
+   * The platform's limit per account key: at most `requests` start in any window of `perMs`, of
+   * which `burst` (default a tenth) may start at once.
+   */
+  readonly rateLimit: { readonly requests: number; readonly perMs: number; readonly burst?: number };
   /** Headers the platform names its retry delay in (seconds or an HTTP date), first match wins. */
   readonly retryAfterHeaders: readonly string[];
   /** Sets the credentials on every attempt, so a retry after a refresh carries the new token. */
@@ -254,6 +257,11 @@ export class PlatformHttpClient {
 
   private transportFailure(error: unknown): unknown {
     if (error instanceof PlatformError) return error;
+    // fetch refuses to build a request (a bad URL, a header value with a line break) with a
+    // TypeError that quotes the offending value, which may be a token: say only what was wrong.
+    if (error instanceof TypeError && error.cause === undefined && error.message !== 'terminated') {
+      return new Error(`${this.platform}: the request could not be built (invalid URL or header value)`);
+    }
     const { code, detail } = classifyTransportFailure(error);
     return new AttemptFailure(code, detail, undefined, true);
   }
