@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { classifyTransportFailure, parseRetryAfter, requestError } from '../client-kit/index.ts';
 import { PlatformError } from '../../../ports/platform-adapter.ts';
+import { JSON_API } from './defaults.ts';
 
 /**
  * Streams a job's TSV result. The client kit reads whole answers, which for a 200,000-row export
@@ -85,7 +86,7 @@ class Reauthorize extends Error {
 
 async function* attemptDownload(options: DownloadOptions, onRefused: () => void): AsyncGenerator<{ header: readonly string[]; cells: string[] }> {
   const signal = AbortSignal.timeout(options.timeoutMs);
-  const headers: Record<string, string> = { accept: 'text/tab-separated-values' };
+  const headers: Record<string, string> = { accept: `${JSON_API}, text/tab-separated-values` };
   await options.authorize(headers);
   const redirect = await fetch(options.url, { headers, redirect: 'manual', signal });
   await redirect.body?.cancel().catch(() => undefined);

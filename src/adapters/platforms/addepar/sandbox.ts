@@ -116,7 +116,8 @@ export async function addeparPlugin(app: FastifyInstance, context: SandboxContex
         }
       });
       api.addHook('onSend', async (_request, reply, payload) => {
-        if (reply.statusCode < 300 && reply.getHeader('content-type') === undefined) reply.type(JSON_API);
+        const type = reply.getHeader('content-type');
+        if (type === undefined || (typeof type === 'string' && type.startsWith('application/json'))) reply.type(JSON_API);
         return payload;
       });
       registerEntities(api, context.world);
