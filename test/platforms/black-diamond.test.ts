@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { blackDiamond, SANDBOX_CLIENT_ID, SANDBOX_REDIRECT_URI, SANDBOX_SUBSCRIPTION_KEY, SANDBOX_WEBHOOK_SECRET } from '../../src/adapters/platforms/black-diamond/index.ts';
+import { readZip } from '../../src/adapters/platforms/black-diamond/zip.ts';
 import { PRICE_DECIMALS, checkedHolding, checkedTransaction, mapHolding, mapTransaction } from '../../src/adapters/platforms/black-diamond/mapping.ts';
 import { minorUnits, signWebhook, type RunningSandbox } from '../../src/adapters/platforms/sandbox-kit/index.ts';
 import type { HoldingRecord, TransactionRecord } from '../../src/domain/platforms/records.ts';
@@ -539,6 +540,31 @@ describe('Black Diamond sandbox and adapter', () => {
     } finally {
       await limited.close();
     }
+  });
+
+  it('the batchV5 download is a zip of JSON files: accounts in files of 250, transactions with the documented fields', async () => {
+    const batchOwner = 'bd-batch-user';
+    for (let i = 0; i < 260; i++) sandbox.world.addAccount({ ownerId: batchOwner, holdings: 0, transactions: i === 0 ? 30 : 0 });
+    const credentials = await blackDiamond.connectWithoutUser(adapter, sandbox, batchOwner);
+    const headers = { authorization: `Bearer ${credentials.accessToken}`, 'ocp-apim-subscription-key': SANDBOX_SUBSCRIPTION_KEY };
+    const created = await fetch(`${sandbox.url}/batchV5`, {
+      method: 'POST',
+      headers: { ...headers, 'content-type': 'application/json' },
+      body: JSON.stringify({ returnDate: '06-30-2025', batchFiles: ['accounts'], includeTransactions: true, includeHoldings: false }),
+    });
+    const { batchId } = (await created.json()) as { batchId: string };
+    const download = await fetch(`${sandbox.url}/batch/${batchId}`, { headers });
+    expect(download.headers.get('content-type')).toContain('application/zip');
+    const files = [...readZip(Buffer.from(await download.arrayBuffer()))].map((entry) => ({ name: entry.name, rows: JSON.parse(entry.content.toString('utf8')) as Record<string, unknown>[] }));
+    expect(files.map((file) => [file.name, file.rows.length])).toEqual([
+      ['accounts_0001.json', 250],
+      ['accounts_0002.json', 10],
+      ['transactions_0001.json', 30],
+    ]);
+    expect(Object.keys(files[2]!.rows[0]!)).toEqual(expect.arrayContaining(['TransactionID', 'TradeDate', 'MarketValue', 'ExternalFlowAffect']));
+    const refused = await fetch(`${sandbox.url}/batchV5`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify({ returnDate: '2025-06-30', batchFiles: ['accounts'] }) });
+    expect(refused.status).toBe(400);
+    expect(await refused.json()).toMatchObject({ message: expect.stringContaining('returnDate'), code: 'InvalidRequest' });
   });
 
   it('the fast mapping path and the schema path give the same records and refuse the same rows', () => {

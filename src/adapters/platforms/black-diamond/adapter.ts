@@ -130,7 +130,7 @@ export class BlackDiamondAdapter implements PlatformAdapter {
     if (this.config.webhookSecret === undefined) throw requestError(this.platform, 'UNSUPPORTED', 'no webhook secret is configured', 'webhook');
     const check = verifyWebhookSignature({
       body: rawBody,
-      header: headers[WEBHOOK_SIGNATURE_HEADER],
+      header: headerValue(headers, WEBHOOK_SIGNATURE_HEADER),
       secret: this.config.webhookSecret,
       ...(this.config.now === undefined ? {} : { now: this.config.now() }),
     });
@@ -367,6 +367,11 @@ function parseOrFail<T>(schema: { safeParse(value: unknown): { success: true; da
   const parsed = schema.safeParse(value);
   if (!parsed.success) throw requestError('black_diamond', 'PLATFORM_UNAVAILABLE', `${what}: the answer does not have the documented shape`);
   return parsed.data;
+}
+
+function headerValue(headers: Readonly<Record<string, string | undefined>>, name: string): string | undefined {
+  for (const [key, value] of Object.entries(headers)) if (key.toLowerCase() === name) return value;
+  return undefined;
 }
 
 function parseJson(text: string): unknown {
