@@ -1,3 +1,5 @@
+import { Decimal } from 'decimal.js';
+import { Dec } from '../../../domain/money/decimal.ts';
 import type { AssetClass, SecurityType } from '../../../domain/platforms/records.ts';
 import { cusipCheckDigit, isinCheckDigit, isinFromCusip } from '../../../domain/securities/identifiers.ts';
 import { Draws, mix } from './deterministic.ts';
@@ -210,18 +212,30 @@ function knownSecurity(index: number): SandboxSecurity {
   return { index, ticker: known.ticker, name: known.name, cusip, isin, currency: known.currency, assetClass: known.assetClass, securityType: known.securityType };
 }
 
-/** A typical price of the security before the world's seed varies it, as a decimal string. */
-export function typicalPrice(security: SandboxSecurity): string {
-  if (security.index < KNOWN_SECURITIES) return KNOWN[security.index]!.price;
-  const draws = new Draws(0x9a1ce, security.index);
+/**
+ * The security's price in a world, before any price move: a well-known security's typical price
+ * varied by ±20%, a generated one's drawn in its range. Decimal text in the currency's minor unit.
+ */
+export function basePriceText(security: SandboxSecurity, worldKey: number): string {
+  const draws = new Draws(worldKey, security.index);
+  const places = minorUnits(security.currency);
+  if (security.index < KNOWN_SECURITIES) {
+    return new Dec(KNOWN[security.index]!.price).mul(800 + draws.below(401)).div(1000).toFixed(places, Decimal.ROUND_HALF_UP);
+  }
+  // Generated prices are drawn as whole minor units, so no arithmetic is needed to write them.
   switch (security.securityType) {
     case 'bond':
-      return String(950 + draws.below(101));
+      return minorUnitsText(draws.between(95_000, 105_000), places);
     case 'cd':
-      return '1';
+      return minorUnitsText(100, places);
     case 'mutual_fund':
-      return String(8 + draws.below(180));
+      return minorUnitsText(draws.between(800, 18_800), places);
     default:
-      return security.currency === 'JPY' ? String(500 + draws.below(20_000)) : String(5 + draws.below(480));
+      return places === 0 ? String(draws.between(500, 20_500)) : minorUnitsText(draws.between(500, 48_500), places);
   }
+}
+
+function minorUnitsText(units: number, places: number): string {
+  if (places === 0) return String(Math.round(units / 100));
+  return `${Math.floor(units / 100)}.${String(units % 100).padStart(2, '0')}`;
 }

@@ -4,7 +4,7 @@ import { accountAnalytics } from './analytics.ts';
 import { addBusinessDays, businessDayOnOrBefore, dateText, dayOf } from './calendar.ts';
 import { Draws, hashText } from './deterministic.ts';
 import { SUPPORTED_CURRENCIES, SandboxInputError, convert, money, parseDecimal } from './money.ts';
-import { KNOWN_SECURITIES, MAX_SECURITY_INDEX, minorUnits, securityAt, securityIndexOfTicker, typicalPrice } from './securities.ts';
+import { KNOWN_SECURITIES, MAX_SECURITY_INDEX, minorUnits, securityAt, securityIndexOfTicker, basePriceText } from './securities.ts';
 import { taxLotsOf, type TaxLotMethod } from './tax-lots.ts';
 import type {
   SandboxAccount,
@@ -85,6 +85,11 @@ const TRADED_HOLDINGS = 2000;
 const ACCOUNT_TYPES = ['Individual', 'Joint', 'Traditional IRA', 'Roth IRA', 'Trust', '401(k)', 'SEP IRA'];
 const CUSTODIANS = ['Charles Schwab', 'Fidelity', 'Pershing', 'BNY Mellon', 'Interactive Brokers', 'State Street'];
 
+interface Quote {
+  readonly value: Decimal;
+  readonly text: string;
+}
+
 interface HoldingOverride {
   readonly securityIndex?: number;
   readonly quantity: Decimal;
@@ -123,14 +128,14 @@ export class SandboxWorld {
   private readonly asOfDay: number;
   private readonly seedKey: number;
   private readonly states = new Map<string, AccountState>();
-  private readonly movedPrices = new Map<number, Decimal>();
+  private readonly movedPrices = new Map<number, Quote>();
   private readonly pushLog: SandboxPush[] = [];
   private readonly listeners = new Set<(change: WorldChange) => void>();
   private readonly valueCache = new Map<string, { readonly changeSeq: number; readonly value: Decimal }>();
   private sequence = 0;
   // Unmoved prices, direct-mapped by security index: fixed memory, no recomputation for hot securities.
-  private readonly priceCacheIndex = new Int32Array(PRICE_CACHE_SIZE).fill(-1);
-  private readonly priceCache: (Decimal | undefined)[] = new Array(PRICE_CACHE_SIZE);
+  private readonly quoteCacheIndex = new Int32Array(PRICE_CACHE_SIZE).fill(-1);
+  private readonly quoteCache: (Quote | undefined)[] = new Array(PRICE_CACHE_SIZE);
 
   constructor(options: SandboxWorldOptions) {
     this.seed = options.seed;
@@ -345,14 +350,14 @@ export class SandboxWorld {
     const currency = securityAt(index).currency;
     const price = this.priceOf(index).mul(factor).toDecimalPlaces(minorUnits(currency), Decimal.ROUND_HALF_UP);
     if (price.lte(0)) throw new SandboxInputError('percent', `a move of ${percent}% would leave no positive price`);
-    this.movedPrices.set(index, price);
+    this.movedPrices.set(index, { value: price, text: price.toFixed(minorUnits(currency)) });
     this.emit({ kind: 'prices_changed', securityIndex: index, changeSeq: this.bump() });
   }
 
   /** The security's current price, as a decimal string. */
   price(security: number | string): string {
     const index = this.resolveSecurity(typeof security === 'number' ? { securityIndex: security } : { ticker: security });
-    return this.priceOf(index).toFixed(minorUnits(securityAt(index).currency));
+    return this.quote(index).text;
   }
 
   cancelTransaction(accountId: string, transactionId: string): SandboxTransaction {
@@ -456,16 +461,23 @@ export class SandboxWorld {
   }
 
   private priceOf(securityIndex: number): Decimal {
-    const moved = this.movedPrices.get(securityIndex);
-    if (moved !== undefined) return moved;
+    return this.quote(securityIndex).value;
+  }
+
+  /** The current price and its text (the text is what most readers need, so it is kept too). */
+  private quote(securityIndex: number): Quote {
+    return this.movedPrices.get(securityIndex) ?? this.baseQuote(securityIndex);
+  }
+
+  /** The price before any move: generated cost bases hang off it, so a price move leaves them alone. */
+  private baseQuote(securityIndex: number): Quote {
     const slot = securityIndex % PRICE_CACHE_SIZE;
-    if (this.priceCacheIndex[slot] === securityIndex) return this.priceCache[slot]!;
-    const security = securityAt(securityIndex);
-    const factor = 800 + new Draws(this.seedKey, securityIndex).below(401);
-    const price = new Dec(typicalPrice(security)).mul(factor).div(1000).toDecimalPlaces(minorUnits(security.currency), Decimal.ROUND_HALF_UP);
-    this.priceCacheIndex[slot] = securityIndex;
-    this.priceCache[slot] = price;
-    return price;
+    if (this.quoteCacheIndex[slot] === securityIndex) return this.quoteCache[slot]!;
+    const text = basePriceText(securityAt(securityIndex), this.seedKey);
+    const quote = { value: new Dec(text), text };
+    this.quoteCacheIndex[slot] = securityIndex;
+    this.quoteCache[slot] = quote;
+    return quote;
   }
 
   private resolveSecurity(selector: SecuritySelector | TradeInput): number {
@@ -486,7 +498,8 @@ export class SandboxWorld {
     const security = securityAt(securityIndex);
     const currency = security.currency;
     const places = minorUnits(currency);
-    const price = this.priceOf(securityIndex);
+    const quote = this.quote(securityIndex);
+    const price = quote.value;
     let quantity: Decimal;
     let marketValue: Decimal;
     let costBasis: Decimal;
@@ -494,7 +507,8 @@ export class SandboxWorld {
       const draws = new Draws(state.key, index);
       quantity = generatedQuantity(security, draws);
       marketValue = quantity.mul(price);
-      costBasis = marketValue.mul(permille(550 + draws.below(800)));
+      const basePrice = this.movedPrices.has(securityIndex) ? this.baseQuote(securityIndex).value : price;
+      costBasis = (basePrice === price ? marketValue : quantity.mul(basePrice)).mul(permille(550 + draws.below(800)));
     } else {
       quantity = override.quantity;
       marketValue = quantity.mul(price);
@@ -505,7 +519,7 @@ export class SandboxWorld {
       accountId: state.account.id,
       security,
       quantity: quantity.toFixed(),
-      price: price.toFixed(places),
+      price: quote.text,
       marketValue: marketValue.toFixed(places, Decimal.ROUND_HALF_UP),
       costBasis: costBasis.toFixed(places, Decimal.ROUND_HALF_UP),
       currency,
@@ -667,7 +681,7 @@ export class SandboxWorld {
       }
       const places = minorUnits(currency);
       const quantity = generatedQuantity(security, draws);
-      const price = this.priceOf(security.index).mul(permille(700 + draws.below(450))).toDecimalPlaces(places, Decimal.ROUND_HALF_UP);
+      const price = this.baseQuote(security.index).value.mul(permille(700 + draws.below(450))).toDecimalPlaces(places, Decimal.ROUND_HALF_UP);
       const gross = quantity.mul(price);
       const quantityText = quantity.toFixed();
       const priceText = price.toFixed(places);
