@@ -482,6 +482,39 @@ describe('large batches (the COPY path)', () => {
     expect(await countEvents('copy-2-missing')).toBe(0);
   });
 
+  it('refuses a large batch holding an invalid event in a later chunk, writing none of it', async () => {
+    for (const [at, bad] of [[10, { type: 'CounterIncremented', data: { by: 'two', note: 'n' } }], [180, { ...inc(), metadata: { user: 'x' } }]] as const) {
+      const events: NewEvent[] = Array.from({ length: 200 }, (_, i) => inc(i));
+      events[at] = bad as NewEvent;
+      const error = await rejectionOf(store.append(`copy-bad-${at}`, events, { expectedVersion: 'no_stream' }));
+      expect((error as Error).message).toContain(`events[${at}]`);
+      expect(await countEvents(`copy-bad-${at}`)).toBe(0);
+      expect(await streamRowExists(`copy-bad-${at}`)).toBe(false);
+    }
+    // The store's connection is usable again, and the stream can then be created.
+    await store.append('copy-bad-10', Array.from({ length: 200 }, (_, i) => inc(i)), { expectedVersion: 'no_stream' });
+    expect(await countEvents('copy-bad-10')).toBe(200);
+  });
+
+  it('reports an invalid event in a large batch before a wrong expected version', async () => {
+    const events: NewEvent[] = Array.from({ length: 200 }, (_, i) => inc(i));
+    events[150] = { type: 'CounterIncremented', data: { by: 1.5, note: 'n' } };
+    const error = await rejectionOf(store.append('copy-bad-version', events, { expectedVersion: 7 }));
+    expect(error).toBeInstanceOf(InvalidEventError);
+    expect((error as InvalidEventError).message).toContain('events[150]');
+  });
+
+  it('validates and stores a metadata object shared by the whole batch for every event', async () => {
+    const metadata = { correlationId: 'c-1', actor: 'a' };
+    await store.append('copy-meta', Array.from({ length: 100 }, (_, i) => ({ ...inc(i), metadata })));
+    const stored = await store.readStream('copy-meta');
+    expect(stored.every((e) => e.metadata.correlationId === 'c-1' && e.metadata.actor === 'a')).toBe(true);
+    expect(brokenChainLinks(stored)).toEqual([]);
+    const shared = { user: 'x' } as NewEvent['metadata'];
+    const error = await rejectionOf(store.append('copy-meta-bad', Array.from({ length: 100 }, (_, i) => ({ ...inc(i), metadata: shared }))));
+    expect((error as ValidationError).issues[0]!.path).toBe('events[0].metadata');
+  });
+
   it('lets exactly one of 6 concurrent large batches creating the same stream through', async () => {
     const outcomes = await Promise.allSettled(
       Array.from({ length: 6 }, () => store.append('copy-3', Array.from({ length: 100 }, (_, i) => inc(i)), { expectedVersion: 'no_stream' })),
@@ -569,6 +602,27 @@ describe('hash chain', () => {
     expect(contentHash({ ...content, data: { a: '1.50', b: [1, { c: null, d: 'é' }] } })).toBe(one);
     expect(contentHash({ ...content, data: { a: '1.5', b: [1, { c: null, d: 'é' }] } })).not.toBe(one);
     expect(canonicalJson({ b: [1, { d: 'é', c: null }], a: '1.50', u: undefined })).toBe('{"a":"1.50","b":[1,{"c":null,"d":"é"}]}');
+  });
+
+  it('renders canonical JSON as the plain definition does, escapes and all', () => {
+    /** The definition, spelled out plainly. */
+    const reference = (value: unknown): string => {
+      if (typeof value !== 'object' || value === null) return JSON.stringify(value) ?? 'null';
+      const toJson = (value as { toJSON?: () => unknown }).toJSON;
+      if (typeof toJson === 'function') return reference(toJson.call(value));
+      const absent = (item: unknown) => item === undefined || typeof item === 'function';
+      if (Array.isArray(value)) return `[${value.map((item: unknown) => (absent(item) ? 'null' : reference(item))).join(',')}]`;
+      const entries = Object.keys(value).sort().filter((key) => !absent((value as Record<string, unknown>)[key]));
+      return `{${entries.map((key) => `${JSON.stringify(key)}:${reference((value as Record<string, unknown>)[key])}`).join(',')}}`;
+    };
+    const samples: unknown[] = [
+      null, true, 0, -0, 1.5e300, -12.75, 'plain', '', 'quote " back \\ slash', 'tab\tnew\nline\r\u0001\u001f', 'é ü ✓ \u2028 😀', '\ud800 lone', 'lone \udfff',
+      { z: 1, a: { y: [3, { c: 'x', b: null }], b: undefined, f: () => 1 }, 'é': 1, E: 2, _: 3, '\u0000k': 'nul key', 'q"k': 'quoted key' },
+      [undefined, () => 1, { b: 1, a: 2 }, [[]], {}],
+      { when: new Date(Date.UTC(2026, 0, 2, 3, 4, 5, 678)), n: Number.NaN, inf: Number.POSITIVE_INFINITY },
+      { '10': 'a', '9': 'b', b: 'c', a: 'd' },
+    ];
+    for (const sample of samples) expect(canonicalJson(sample)).toBe(reference(sample));
   });
 
   it('chains each event to the previous one with the same formula in SQL and JS', async () => {

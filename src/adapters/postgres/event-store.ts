@@ -6,8 +6,8 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { monotonicFactory } from 'ulid';
 import { z } from 'zod';
 import { EventCatalogue } from '../../domain/events/catalogue.ts';
-import { chainHash, contentHash } from '../../domain/events/hash-chain.ts';
-import { EventMetadataSchema, type EventMetadata } from '../../domain/events/metadata.ts';
+import { chainHash } from '../../domain/events/hash-chain.ts';
+import type { EventMetadata } from '../../domain/events/metadata.ts';
 import { StreamIdSchema } from '../../domain/streams.ts';
 import { parseField, ValidationError } from '../../domain/validation.ts';
 import {
@@ -24,8 +24,8 @@ import {
   type SubscribeOptions,
 } from '../../ports/event-store.ts';
 import type { AppendSignal, LogNotifier } from './log-notifier.ts';
+import { PreparedBatch } from './prepared-batch.ts';
 
-const UlidSchema = z.string().regex(/^[0-9A-HJKMNP-TV-Z]{26}$/, 'must be a ULID (26 Crockford base-32 characters)');
 const ExpectedVersionSchema = z.union([
   z.number().int().nonnegative(),
   z.enum(['no_stream', 'stream_exists', 'any']),
@@ -52,39 +52,13 @@ const GROUP_MAX = 64;
 
 interface PendingSingle {
   readonly claim: Claim;
-  readonly batch: PreparedEvents;
+  readonly batch: PreparedBatch;
   resolve(rows: AppendRow[]): void;
   reject(error: unknown): void;
 }
 
 /** Rows per chunk handed to COPY. */
 const COPY_CHUNK = 100;
-
-/** A validated batch, column by column. */
-interface PreparedEvents {
-  readonly streamId: string;
-  /** ISO 8601 with milliseconds: hashed as is, and what the store records. */
-  readonly recordedAt: string;
-  readonly ids: string[];
-  readonly types: string[];
-  readonly schemaVersions: number[];
-  readonly data: unknown[];
-  readonly metadata: EventMetadata[];
-}
-
-function contentHashOf(batch: PreparedEvents, i: number): string {
-  return contentHash({
-    id: batch.ids[i]!,
-    streamId: batch.streamId,
-    type: batch.types[i]!,
-    schemaVersion: batch.schemaVersions[i]!,
-    data: batch.data[i],
-    metadata: batch.metadata[i],
-    recordedAt: batch.recordedAt,
-  });
-}
-
-const json = (value: unknown) => JSON.stringify(value);
 
 interface Claim {
   readonly streamId: string;
@@ -141,31 +115,22 @@ export class PostgresEventStore implements EventStore {
     const expected = parseField(ExpectedVersionSchema, options.expectedVersion ?? 'any', 'expectedVersion');
     if (events.length === 0) throw new ValidationError([{ path: 'events', message: 'must hold at least one event' }]);
 
-    const seen = new Set<string>();
-    let callerIds = false;
-    const batch: PreparedEvents = { streamId, recordedAt: new Date().toISOString(), ids: [], types: [], schemaVersions: [], data: [], metadata: [] };
-    events.forEach((event, index) => {
-      callerIds ||= event.id !== undefined;
-      const id = event.id === undefined ? this.newId() : parseField(UlidSchema, event.id, `events[${index}].id`);
-      if (seen.has(id)) throw new ValidationError([{ path: `events[${index}].id`, message: `duplicates the id of an earlier event in the batch (${id})` }]);
-      seen.add(id);
-      const valid = this.catalogue.validate(event.type, event.data, () => `events[${index}]`);
-      batch.ids.push(id);
-      batch.types.push(valid.type);
-      batch.schemaVersions.push(valid.schemaVersion);
-      batch.data.push(valid.data);
-      batch.metadata.push(event.metadata === undefined ? {} : parseField(EventMetadataSchema, event.metadata, `events[${index}].metadata`));
-    });
-
+    const callerIds = events.some((event) => event.id !== undefined);
+    const batch = new PreparedBatch(streamId, new Date().toISOString(), callerIds, this.catalogue, this.newId);
     const claim: Claim = { streamId, expected, expectedCode: typeof expected === 'number' ? expected : EXPECTED_CODES[expected], count: events.length };
     let rows: AppendRow[];
     try {
-      if (callerIds) rows = await this.appendWithFunction(claim, true, batch);
-      else if (events.length === 1) rows = await this.appendSingle(claim, batch);
-      else if (events.length >= COPY_THRESHOLD) rows = await this.appendByCopy(claim, batch);
-      else rows = await this.appendWithFunction(claim, false, batch);
+      // The COPY path validates as it writes (on a copy of the list, which it reads over several
+      // turns of the event loop); every other path before it sends anything.
+      if (!callerIds && events.length >= COPY_THRESHOLD) rows = await this.appendByCopy(claim, batch, [...events]);
+      else {
+        batch.addUpTo(events, events.length);
+        if (callerIds) rows = await this.appendWithFunction(claim, true, batch);
+        else if (events.length === 1) rows = await this.appendSingle(claim, batch);
+        else rows = await this.appendWithFunction(claim, false, batch);
+      }
     } catch (error) {
-      throw translateAppendError(error, streamId, expected, [...seen]);
+      throw translateAppendError(error, streamId, expected, batch.ids);
     }
 
     const alreadyStored = rows[0]![4];
@@ -181,7 +146,7 @@ export class PostgresEventStore implements EventStore {
   }
 
   /** Any batch: ledger_append does everything, including the idempotency lookup for caller ids. */
-  private async appendWithFunction(claim: Claim, checkIds: boolean, batch: PreparedEvents): Promise<AppendRow[]> {
+  private async appendWithFunction(claim: Claim, checkIds: boolean, batch: PreparedBatch): Promise<AppendRow[]> {
     const result = await this.pool.query<AppendRow>({
       name: 'ledger_append',
       text: 'SELECT * FROM ledger_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)',
@@ -193,9 +158,9 @@ export class PostgresEventStore implements EventStore {
         batch.ids,
         batch.types,
         batch.schemaVersions,
-        batch.data.map(json),
-        batch.metadata.map(json),
-        batch.ids.map((_, i) => contentHashOf(batch, i)),
+        batch.data,
+        batch.metadata,
+        batch.contentHashes,
       ],
       rowMode: 'array',
     });
@@ -207,7 +172,7 @@ export class PostgresEventStore implements EventStore {
    * written waits for the next group, so concurrent callers share one round trip and one commit
    * (each still resolves only after its own event is durable). A caller alone goes straight through.
    */
-  private appendSingle(claim: Claim, batch: PreparedEvents): Promise<AppendRow[]> {
+  private appendSingle(claim: Claim, batch: PreparedBatch): Promise<AppendRow[]> {
     return new Promise((resolve, reject) => {
       this.waiting.push({ claim, batch, resolve, reject });
       this.flushGroups();
@@ -243,9 +208,9 @@ export class PostgresEventStore implements EventStore {
           group.map((p) => p.batch.ids[0]),
           group.map((p) => p.batch.types[0]),
           group.map((p) => p.batch.schemaVersions[0]),
-          group.map((p) => json(p.batch.data[0])),
-          group.map((p) => json(p.batch.metadata[0])),
-          group.map((p) => contentHashOf(p.batch, 0)),
+          group.map((p) => p.batch.data[0]),
+          group.map((p) => p.batch.metadata[0]),
+          group.map((p) => p.batch.contentHashes[0]),
         ],
         rowMode: 'array',
       });
@@ -266,7 +231,7 @@ export class PostgresEventStore implements EventStore {
    * statement: no PL/pgSQL set-up per transaction. It claims the next version exactly as
    * ledger_append does (see CLAIM) and inserts the event with the chain hash the claim computed.
    */
-  private async appendOne(claim: Claim, batch: PreparedEvents): Promise<AppendRow[]> {
+  private async appendOne(claim: Claim, batch: PreparedBatch): Promise<AppendRow[]> {
     return this.claimed(claim, async () => {
       const result = await this.pool.query<AppendRow>({
         name: 'ledger_append_one',
@@ -275,7 +240,7 @@ export class PostgresEventStore implements EventStore {
           INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, data, metadata, recorded_at, hash)
           SELECT $1, claimed.version_before + 1, $4, $5, $6, $7, $9, $10, claimed.last_hash FROM claimed
           RETURNING event_id, stream_version, global_position, transaction_id, false`,
-        values: [claim.streamId, claim.expectedCode, 1, batch.ids[0], batch.types[0], batch.schemaVersions[0], json(batch.data[0]), contentHashOf(batch, 0), json(batch.metadata[0]), batch.recordedAt],
+        values: [claim.streamId, claim.expectedCode, 1, batch.ids[0], batch.types[0], batch.schemaVersions[0], batch.data[0], batch.contentHashes[0], batch.metadata[0], batch.recordedAt],
         rowMode: 'array',
       });
       return result.rows.length > 0 ? result.rows : null;
@@ -285,16 +250,19 @@ export class PostgresEventStore implements EventStore {
   /**
    * A large batch of store-generated events streams in with COPY, PostgreSQL's fastest way in, in
    * one transaction: claim the versions and positions (CLAIM, which returns the previous hash),
-   * extend the hash chain here, COPY the rows, then record the stream's last hash and commit.
+   * extend the hash chain here, COPY the rows, then record the stream's last hash and commit. The
+   * events are prepared (validated, serialised, content-hashed) chunk by chunk, the first while the
+   * claim is in flight and each next one while the server ingests the previous one; an invalid
+   * event aborts the COPY, and the transaction is rolled back.
    */
-  private async appendByCopy(claim: Claim, batch: PreparedEvents): Promise<AppendRow[]> {
+  private async appendByCopy(claim: Claim, batch: PreparedBatch, events: readonly NewEvent[]): Promise<AppendRow[]> {
     const client = await this.pool.connect();
     try {
       await client.query('BEGIN');
       // The claim also reserves the batch's global positions, in order, so that nothing needs to
       // be read back after COPY. (The sequence is named directly: looking it up per row cost more
       // than the nextval.)
-      const head = await this.claimed(claim, async () => {
+      const claiming = this.claimed(claim, async () => {
         const result = await client.query<[number, string | null, string[], string]>({
           name: 'ledger_claim',
           text: `WITH ${CLAIM('s.last_hash', 'NULL')}
@@ -307,19 +275,29 @@ export class PostgresEventStore implements EventStore {
         });
         return result.rows[0] ?? null;
       }, client);
+      let head: [number, string | null, string[], string];
+      try {
+        batch.addUpTo(events, Math.min(COPY_CHUNK, claim.count));
+        head = await claiming;
+      } catch (error) {
+        await claiming.catch(() => {});
+        // An invalid event is reported before a wrong expected version, as on the other paths.
+        batch.addUpTo(events, claim.count);
+        throw error;
+      }
       const [versionBefore, , reserved, transactionId] = head;
       // int8[] arrives as strings; positions stay far below 2^53.
       const positions = reserved.map(Number);
       let hash = head[1];
-      // Rows are produced in chunks as COPY consumes them, so the server ingests one chunk while
-      // the next one is serialised and hashed here.
       function* rows(): Generator<string> {
         for (let start = 0; start < claim.count; start += COPY_CHUNK) {
+          const end = Math.min(start + COPY_CHUNK, claim.count);
+          batch.addUpTo(events, end);
           let chunk = '';
-          for (let i = start; i < Math.min(start + COPY_CHUNK, claim.count); i++) {
-            hash = chainHash(hash, versionBefore + i + 1, contentHashOf(batch, i));
+          for (let i = start; i < end; i++) {
+            hash = chainHash(hash, versionBefore + i + 1, batch.contentHashes[i]!);
             // Only the JSON columns can hold characters COPY escapes; the rest are validated ids and names.
-            chunk += `${positions[i]}\t${claim.streamId}\t${versionBefore + i + 1}\t${batch.ids[i]}\t${batch.types[i]}\t${batch.schemaVersions[i]}\t${copyText(json(batch.data[i]))}\t${copyText(json(batch.metadata[i]))}\t${batch.recordedAt}\t${hash}\n`;
+            chunk += `${positions[i]}\t${claim.streamId}\t${versionBefore + i + 1}\t${batch.ids[i]}\t${batch.types[i]}\t${batch.schemaVersions[i]}\t${copyJson(batch.data[i]!)}\t${copyJson(batch.metadata[i]!)}\t${batch.recordedAt}\t${hash}\n`;
           }
           yield chunk;
         }
@@ -511,10 +489,12 @@ function CLAIM(lastHashOnUpdate: string, lastHashOnCreate: string): string {
           )`;
 }
 
-/** COPY's text format: backslash, tab, newline and carriage return are escaped. */
-function copyText(value: string): string {
-  if (!/[\\\t\n\r]/.test(value)) return value;
-  return value.replace(/[\\\t\n\r]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r'));
+/**
+ * JSON in COPY's text format. JSON.stringify output holds no raw tab, newline or carriage return
+ * (strings escape them), so only its backslashes need escaping.
+ */
+function copyJson(json: string): string {
+  return json.includes('\\') ? json.replaceAll('\\', '\\\\') : json;
 }
 
 function expectationHolds(expected: ExpectedVersion, actual: number): boolean {

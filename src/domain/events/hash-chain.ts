@@ -15,36 +15,79 @@ export interface HashedContent {
 /**
  * JSON with object keys sorted (by UTF-16 code units, as RFC 8785 does) and JSON.stringify's
  * rendering of strings and numbers, so that equal values always give the same text: data read
- * back from jsonb (which reorders keys) renders exactly as it did when it was appended.
+ * back from jsonb (which reorders keys) renders exactly as it did when it was appended. The store
+ * writes this text as the stored JSON too, so each event is serialised once.
  */
 export function canonicalJson(value: unknown): string {
-  if (typeof value !== 'object' || value === null) return JSON.stringify(value) ?? 'null';
+  // Plain loops and string concatenation: this runs for every event appended and verified.
+  switch (typeof value) {
+    case 'string':
+      return quote(value);
+    case 'object':
+      break;
+    default:
+      return JSON.stringify(value) ?? 'null';
+  }
+  if (value === null) return 'null';
   const toJson = (value as { toJSON?: () => unknown }).toJSON;
   if (typeof toJson === 'function') return canonicalJson(toJson.call(value));
-  // Plain loops and string concatenation: this runs for every event appended and verified.
   if (Array.isArray(value)) {
     let out = '[';
     for (let i = 0; i < value.length; i++) {
       const item: unknown = value[i];
-      out += (i === 0 ? '' : ',') + (item === undefined || typeof item === 'function' ? 'null' : canonicalJson(item));
+      if (i > 0) out += ',';
+      out += item === undefined || typeof item === 'function' ? 'null' : canonicalJson(item);
     }
     return `${out}]`;
   }
   const keys = Object.keys(value);
-  if (keys.length > 1) keys.sort();
+  // Objects built from one schema usually share a key order: sort only when it is not sorted yet.
+  for (let i = 1; i < keys.length; i++) {
+    if (keys[i - 1]! > keys[i]!) {
+      keys.sort();
+      break;
+    }
+  }
   let out = '{';
   for (const key of keys) {
     const item = (value as Record<string, unknown>)[key];
     if (item === undefined || typeof item === 'function') continue;
-    out += `${out.length === 1 ? '' : ','}${JSON.stringify(key)}:${canonicalJson(item)}`;
+    if (out.length > 1) out += ',';
+    out += `${quote(key)}:${canonicalJson(item)}`;
   }
   return `${out}}`;
+}
+
+/** JSON.stringify of a string, without calling it for the common string that needs no escape. */
+function quote(text: string): string {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    // Control characters, quote, backslash and surrogates (a lone one is escaped).
+    if (c < 0x20 || c === 0x22 || c === 0x5c || (c >= 0xd800 && c <= 0xdfff)) return JSON.stringify(text);
+  }
+  return `"${text}"`;
 }
 
 /** SHA-256 (hex) of an event's canonical content. */
 export function contentHash(content: HashedContent): string {
   const { id, streamId, type, schemaVersion, data, metadata, recordedAt } = content;
-  return sha256Hex(canonicalJson([id, streamId, type, schemaVersion, data, metadata, recordedAt]));
+  return serialisedContentHash(id, streamId, type, schemaVersion, canonicalJson(data), canonicalJson(metadata), recordedAt);
+}
+
+/**
+ * contentHash for data and metadata already in canonical JSON: the canonical JSON of the array
+ * [id, streamId, type, schemaVersion, data, metadata, recordedAt].
+ */
+export function serialisedContentHash(
+  id: string,
+  streamId: string,
+  type: string,
+  schemaVersion: number,
+  dataJson: string,
+  metadataJson: string,
+  recordedAt: string,
+): string {
+  return sha256Hex(`[${quote(id)},${quote(streamId)},${quote(type)},${canonicalJson(schemaVersion)},${dataJson},${metadataJson},${quote(recordedAt)}]`);
 }
 
 /**
