@@ -17,24 +17,18 @@ import {
 } from '../../../domain/platforms/records.ts';
 import type { SyncError, SyncErrorCode } from '../../../domain/platforms/sync-error.ts';
 import type { Fetched } from '../../../ports/platform-adapter.ts';
-import {
-  OrionAccountSchema,
-  OrionAssetSchema,
-  OrionPerformanceSchema,
-  OrionTaxLotSchema,
-  OrionTransactionSchema,
-  OrionVerboseAssetSchema,
-  type OrionNumber,
-  type OrionProductType,
-  type OrionTransactionStatus,
-} from './wire.ts';
 
 /**
- * Orion records -> canonical records. Pure: each function takes one record as it came off the
- * wire and answers the canonical record or the SyncError that names why it could not be taken.
+ * Orion records (as wire.ts describes them) -> canonical records. Pure: each function takes one
+ * record as it came off the wire and answers the canonical record or the SyncError that names
+ * the Orion field at fault. One schema parse per record: the fields are lifted out of Orion's
+ * shape as they are (a value of the wrong type passes through untouched) and the canonical schema
+ * judges them, so a record costs one validation, not two.
  */
 
 export type Mapped<T> = Extract<Fetched<T>, { kind: 'record' | 'error' }>;
+
+type Raw = Readonly<Record<string, unknown>>;
 
 /** Orion is a US platform: a record that names no currency is in dollars. */
 const DEFAULT_CURRENCY = 'USD';
@@ -49,140 +43,132 @@ export function rawRecordId(raw: unknown, fallback: string): string {
 }
 
 export function mapAccount(raw: unknown, fallbackId = 'account'): Mapped<AccountRecord> {
-  const wire = OrionAccountSchema.safeParse(raw);
-  if (!wire.success) return failure(rawRecordId(raw, fallbackId), 'account', wire.error);
-  const a = wire.data;
-  const mapped = AccountRecordSchema.safeParse({
-    platformAccountId: a.id,
-    name: a.name,
-    number: text(a.number),
-    accountType: text(a.accountType),
-    custodian: text(a.custodian),
-    currency: a.currency ?? DEFAULT_CURRENCY,
-    status: a.isActive ? 'open' : 'closed',
-    openedOn: a.accountStartDate ? dateOnly(a.accountStartDate) : undefined,
-    marketValue: a.currentValue === null || a.currentValue === undefined ? undefined : decimalInput(a.currentValue),
+  const recordId = rawRecordId(raw, fallbackId);
+  if (!isObject(raw)) return notAnObject(recordId, 'account');
+  const parsed = AccountRecordSchema.safeParse({
+    platformAccountId: idOf(raw.id),
+    name: raw.name,
+    number: optionalText(raw.number),
+    accountType: optionalText(raw.accountType),
+    custodian: optionalText(raw.custodian),
+    currency: raw.currency ?? DEFAULT_CURRENCY,
+    status: raw.isActive === true ? 'open' : raw.isActive === false ? 'closed' : raw.isActive,
+    openedOn: raw.accountStartDate == null ? undefined : dateOnly(raw.accountStartDate),
+    marketValue: raw.currentValue == null ? undefined : decimalInput(raw.currentValue),
   });
-  return mapped.success ? { kind: 'record', record: mapped.data } : failure(a.id, 'account', mapped.error);
+  return parsed.success ? { kind: 'record', record: parsed.data } : failure(recordId, 'account', parsed.error, ACCOUNT_FIELDS);
 }
 
 export function mapAsset(raw: unknown, fallbackId = 'asset'): Mapped<HoldingRecord> {
-  const wire = OrionAssetSchema.safeParse(raw);
-  if (!wire.success) return failure(rawRecordId(raw, fallbackId), 'asset', wire.error);
-  const a = wire.data;
-  const mapped = HoldingRecordSchema.safeParse({
-    platformRecordId: a.id,
-    platformAccountId: a.accountId,
-    security: assetSecurity(a),
-    quantity: decimalInput(a.currentShares),
-    price: decimalInput(a.currentPrice),
-    marketValue: decimalInput(a.currentValue),
-    costBasis: a.costBasis === null || a.costBasis === undefined ? undefined : decimalInput(a.costBasis),
-    currency: a.currency ?? DEFAULT_CURRENCY,
-    asOf: dateOnly(a.asOfDate),
+  const recordId = rawRecordId(raw, fallbackId);
+  if (!isObject(raw)) return notAnObject(recordId, 'asset');
+  const parsed = HoldingRecordSchema.safeParse({
+    platformRecordId: idOf(raw.id),
+    platformAccountId: idOf(raw.accountId),
+    security: assetSecurity(raw),
+    quantity: decimalInput(raw.currentShares),
+    price: decimalInput(raw.currentPrice),
+    marketValue: decimalInput(raw.currentValue),
+    costBasis: raw.costBasis == null ? undefined : decimalInput(raw.costBasis),
+    currency: raw.currency ?? DEFAULT_CURRENCY,
+    asOf: dateOnly(raw.asOfDate),
   });
-  return mapped.success ? { kind: 'record', record: mapped.data } : failure(a.id, 'asset', mapped.error);
+  return parsed.success ? { kind: 'record', record: parsed.data } : failure(recordId, 'asset', parsed.error, ASSET_FIELDS);
 }
 
 /**
  * A verbose asset -> its open tax lots (a lot with a sell date has been sold and is not held).
- * The asset's own failure is one error; a bad lot is an error of its own and its siblings still map.
+ * A broken asset is one error; a broken lot is an error of its own and its siblings still map.
  */
 export function mapVerboseAsset(raw: unknown, fallbackId = 'asset'): Mapped<TaxLotRecord>[] {
-  const wire = OrionVerboseAssetSchema.safeParse(raw);
-  if (!wire.success) return [failure(rawRecordId(raw, fallbackId), 'asset', wire.error)];
-  const asset = wire.data;
-  const security = assetSecurity(asset);
-  const asOf = dateOnly(asset.asOfDate);
-  const currency = asset.currency ?? DEFAULT_CURRENCY;
+  const assetId = rawRecordId(raw, fallbackId);
+  if (!isObject(raw)) return [notAnObject(assetId, 'asset')];
+  if (!Array.isArray(raw.taxLots)) return [{ kind: 'error', error: recordError(assetId, 'RECORD_INVALID', `Orion asset ${assetId}: taxLots must be a list`) }];
+  const security = assetSecurity(raw);
+  const asOf = dateOnly(raw.asOfDate);
+  const currency = raw.currency ?? DEFAULT_CURRENCY;
   const results: Mapped<TaxLotRecord>[] = [];
-  for (const [index, rawLot] of asset.taxLots.entries()) {
-    const lotId = rawRecordId(rawLot, `${asset.id}/lot-${index}`);
-    const lot = OrionTaxLotSchema.safeParse(rawLot);
-    if (!lot.success) {
-      results.push(failure(lotId, 'tax lot', lot.error));
+  for (const [index, lot] of (raw.taxLots as unknown[]).entries()) {
+    const lotId = rawRecordId(lot, `${assetId}/lot-${index + 1}`);
+    if (!isObject(lot)) {
+      results.push(notAnObject(lotId, 'tax lot'));
       continue;
     }
-    const l = lot.data;
-    if (l.sellDate) continue;
-    const mapped = TaxLotRecordSchema.safeParse({
-      platformRecordId: l.id,
-      platformAccountId: asset.accountId,
-      holdingRecordId: asset.id,
+    if (lot.sellDate != null) continue;
+    const acquiredOn = dateOnly(lot.acquiredDate);
+    const holdingPeriodStart = lot.holdingPeriodDate == null ? acquiredOn : dateOnly(lot.holdingPeriodDate);
+    const parsed = TaxLotRecordSchema.safeParse({
+      platformRecordId: idOf(lot.id),
+      platformAccountId: idOf(raw.accountId),
+      holdingRecordId: idOf(raw.id),
       security,
-      acquiredOn: dateOnly(l.acquiredDate),
-      quantity: decimalInput(l.numberOfUnits),
-      costBasis: decimalInput(l.costAmount),
-      method: LOT_METHODS[l.method],
-      term: lotTerm(dateOnly(l.holdingPeriodDate ?? l.acquiredDate), asOf),
+      acquiredOn,
+      quantity: decimalInput(lot.numberOfUnits),
+      costBasis: decimalInput(lot.costAmount),
+      method: typeof lot.method === 'string' ? (LOT_METHODS[lot.method] ?? lot.method) : lot.method,
+      term: typeof holdingPeriodStart === 'string' && typeof asOf === 'string' ? lotTerm(holdingPeriodStart, asOf) : undefined,
       currency,
     });
-    results.push(mapped.success ? { kind: 'record', record: mapped.data } : failure(l.id, 'tax lot', mapped.error));
+    results.push(parsed.success ? { kind: 'record', record: parsed.data } : failure(lotId, 'tax lot', parsed.error, TAX_LOT_FIELDS));
   }
   return results;
 }
 
 export function mapTransaction(raw: unknown, fallbackId = 'transaction'): Mapped<TransactionRecord> {
-  const wire = OrionTransactionSchema.safeParse(raw);
-  if (!wire.success) return failure(rawRecordId(raw, fallbackId), 'transaction', wire.error);
-  const t = wire.data;
-  const kind = transactionKind(t.financialType, t.type);
+  const recordId = rawRecordId(raw, fallbackId);
+  if (!isObject(raw)) return notAnObject(recordId, 'transaction');
+  const kind = transactionKind(raw.financialType, raw.type);
   if (kind === undefined) {
     return {
       kind: 'error',
-      error: recordError(t.id, 'RECORD_INVALID', `Orion transaction ${t.id}: financialType "${t.financialType ?? ''}" / type "${t.type ?? ''}" is not a kind of transaction the ledger knows`),
+      error: recordError(recordId, 'RECORD_INVALID', `Orion transaction ${recordId}: financialType ${JSON.stringify(raw.financialType ?? null)} / type ${JSON.stringify(raw.type ?? null)} is not a kind of transaction the ledger knows`),
     };
   }
-  const ticker = identifier(t.ticker);
-  const cusip = identifier(t.cusip);
-  const isin = identifier(t.isin);
+  const ticker = identifier(raw.ticker);
+  const cusip = identifier(raw.cusip);
+  const isin = identifier(raw.isin);
   const named = ticker ?? cusip ?? isin;
-  const mapped = TransactionRecordSchema.safeParse({
-    platformRecordId: t.id,
-    platformAccountId: t.accountId,
+  const parsed = TransactionRecordSchema.safeParse({
+    platformRecordId: idOf(raw.id),
+    platformAccountId: idOf(raw.accountId),
     type: kind.type,
-    status: TRANSACTION_STATUSES[t.status],
-    tradeDate: dateOnly(t.transDate),
-    settleDate: t.settleDate ? dateOnly(t.settleDate) : undefined,
+    status: typeof raw.status === 'string' ? (TRANSACTION_STATUSES[raw.status] ?? raw.status) : raw.status,
+    tradeDate: dateOnly(raw.transDate),
+    settleDate: raw.settleDate == null ? undefined : dateOnly(raw.settleDate),
     // A transaction names its security only by identifiers; its class and type live on the asset.
-    security: named === undefined ? undefined : { ticker, cusip, isin, name: named, assetClass: 'other', securityType: 'other' },
-    quantity: t.noUnits === null || t.noUnits === undefined ? undefined : absolute(decimalInput(t.noUnits)),
-    price: t.navPrice === null || t.navPrice === undefined ? undefined : decimalInput(t.navPrice),
-    amount: signed(decimalInput(t.transAmount), kind.direction),
-    currency: t.currency ?? DEFAULT_CURRENCY,
-    description: text(t.transactionDescription),
+    security: named === undefined ? undefined : { ticker, cusip, isin, name: String(named), assetClass: 'other', securityType: 'other' },
+    quantity: raw.noUnits == null ? undefined : absolute(decimalInput(raw.noUnits)),
+    price: raw.navPrice == null ? undefined : decimalInput(raw.navPrice),
+    amount: signed(decimalInput(raw.transAmount), kind.direction),
+    currency: raw.currency ?? DEFAULT_CURRENCY,
+    description: optionalText(raw.transactionDescription),
   });
-  return mapped.success ? { kind: 'record', record: mapped.data } : failure(t.id, 'transaction', mapped.error);
+  return parsed.success ? { kind: 'record', record: parsed.data } : failure(recordId, 'transaction', parsed.error, TRANSACTION_FIELDS);
 }
 
 export function mapPerformance(raw: unknown, fallbackId = 'performance'): Mapped<PerformanceRecord> {
-  const wire = OrionPerformanceSchema.safeParse(raw);
-  if (!wire.success) return failure(rawRecordId(raw, fallbackId), 'performance', wire.error);
-  const p = wire.data;
-  const recordId = `${p.accountId}/${p.period}`;
-  const period = PERFORMANCE_PERIODS[p.period];
-  if (period === undefined) {
-    return { kind: 'error', error: recordError(recordId, 'RECORD_INVALID', `Orion performance ${recordId}: period "${p.period}" is not one the ledger keeps`) };
-  }
-  const twr = decimalInput(p.twr);
-  const mapped = PerformanceRecordSchema.safeParse({
-    platformAccountId: p.accountId,
-    period,
-    startDate: dateOnly(p.startDate),
-    endDate: dateOnly(p.endDate),
+  const accountId = isObject(raw) ? idOf(raw.accountId) : undefined;
+  const recordId = isObject(raw) ? `${String(accountId ?? fallbackId)}/${String(raw.period)}` : fallbackId;
+  if (!isObject(raw)) return notAnObject(recordId, 'performance');
+  const twr = decimalInput(raw.twr);
+  const parsed = PerformanceRecordSchema.safeParse({
+    platformAccountId: accountId,
+    period: typeof raw.period === 'string' ? (PERFORMANCE_PERIODS[raw.period] ?? raw.period) : raw.period,
+    startDate: dateOnly(raw.startDate),
+    endDate: dateOnly(raw.endDate),
     // Orion reports percent; the ledger keeps a fraction.
-    returnRate: DECIMAL_TEXT.test(twr) ? new Dec(twr).div(100).toFixed() : twr,
-    beginningValue: decimalInput(p.beginningValue),
-    endingValue: decimalInput(p.endingValue),
-    netFlows: decimalInput(p.netContributions),
-    currency: p.currency ?? DEFAULT_CURRENCY,
+    returnRate: typeof twr === 'string' && DECIMAL_TEXT.test(twr) ? new Dec(twr).div(100).toFixed() : twr,
+    beginningValue: decimalInput(raw.beginningValue),
+    endingValue: decimalInput(raw.endingValue),
+    netFlows: decimalInput(raw.netContributions),
+    currency: raw.currency ?? DEFAULT_CURRENCY,
   });
-  return mapped.success ? { kind: 'record', record: mapped.data } : failure(recordId, 'performance', mapped.error);
+  return parsed.success ? { kind: 'record', record: parsed.data } : failure(recordId, 'performance', parsed.error, PERFORMANCE_FIELDS);
 }
 
 // ---- vocabularies -------------------------------------------------------------------------------
 
-const TRANSACTION_STATUSES: Record<OrionTransactionStatus, TransactionRecord['status']> = {
+const TRANSACTION_STATUSES: Readonly<Record<string, TransactionRecord['status']>> = {
   Complete: 'COMPLETED',
   Pending: 'PENDING',
   PendingCorpAction: 'PENDING',
@@ -194,7 +180,7 @@ const TRANSACTION_STATUSES: Record<OrionTransactionStatus, TransactionRecord['st
 type Direction = 1 | -1;
 type TransactionKind = { readonly type: TransactionRecord['type']; readonly direction: Direction };
 
-/** financialType (and, when it is missing, the plainer `type`) -> the ledger's type and which way the cash went. */
+/** financialType (and, when it is missing or unknown, the plainer `type`) -> the ledger's type and which way the cash went. */
 const TRANSACTION_KINDS: ReadonlyMap<string, TransactionKind> = new Map(
   Object.entries({
     buy: { type: 'BUY', direction: -1 },
@@ -214,8 +200,8 @@ const TRANSACTION_KINDS: ReadonlyMap<string, TransactionKind> = new Map(
   } satisfies Record<string, TransactionKind>),
 );
 
-function transactionKind(financialType: string | null | undefined, type: string | null | undefined): TransactionKind | undefined {
-  return (financialType ? TRANSACTION_KINDS.get(financialType.toLowerCase()) : undefined) ?? (type ? TRANSACTION_KINDS.get(type.toLowerCase()) : undefined);
+function transactionKind(financialType: unknown, type: unknown): TransactionKind | undefined {
+  return (typeof financialType === 'string' ? TRANSACTION_KINDS.get(financialType.toLowerCase()) : undefined) ?? (typeof type === 'string' ? TRANSACTION_KINDS.get(type.toLowerCase()) : undefined);
 }
 
 const PERFORMANCE_PERIODS: Readonly<Record<string, PerformancePeriod>> = {
@@ -244,15 +230,21 @@ const ASSET_CLASS_WORDS: readonly (readonly [RegExp, AssetClass])[] = [
   [/balanced|multi|allocation/i, 'multi_asset'],
   [/equit|stock/i, 'equity'],
 ];
+const assetClasses = new Map<string, AssetClass>();
 
-export function assetClassOf(name: string | null | undefined): AssetClass {
-  if (!name) return 'other';
-  for (const [words, assetClass] of ASSET_CLASS_WORDS) if (words.test(name)) return assetClass;
-  return 'other';
+export function assetClassOf(name: unknown): AssetClass {
+  if (typeof name !== 'string' || name === '') return 'other';
+  let assetClass = assetClasses.get(name);
+  if (assetClass === undefined) {
+    assetClass = ASSET_CLASS_WORDS.find(([words]) => words.test(name))?.[1] ?? 'other';
+    // A firm has a few dozen class names; the bound only guards against a feed of junk.
+    if (assetClasses.size < 1000) assetClasses.set(name, assetClass);
+  }
+  return assetClass;
 }
 
-/** Orion's productType does not tell a stock from an ETF; both come out as 'stock'. */
-const PRODUCT_TYPES: Record<OrionProductType, SecurityType> = {
+/** Orion's productType does not tell a stock from an ETF; both come out as 'stock'. A type Orion adds later is 'other'. */
+const PRODUCT_TYPES: Readonly<Record<string, SecurityType>> = {
   StockOrETF: 'stock',
   MutualFund: 'mutual_fund',
   Bond: 'bond',
@@ -261,82 +253,118 @@ const PRODUCT_TYPES: Record<OrionProductType, SecurityType> = {
   Annuity: 'annuity',
 };
 
-export function securityTypeOf(productType: OrionProductType | null | undefined, isCustodialCash: boolean | null | undefined): SecurityType {
-  if (isCustodialCash) return 'cash';
-  return productType ? PRODUCT_TYPES[productType] : 'other';
+export function securityTypeOf(productType: unknown, isCustodialCash: unknown): SecurityType {
+  if (isCustodialCash === true) return 'cash';
+  return (typeof productType === 'string' ? PRODUCT_TYPES[productType] : undefined) ?? 'other';
 }
 
-function assetSecurity(a: z.output<typeof OrionAssetSchema>) {
+function assetSecurity(asset: Raw) {
+  const cash = asset.isCustodialCash === true;
   return {
-    ticker: identifier(a.ticker),
-    cusip: identifier(a.cusip),
-    isin: identifier(a.isin),
-    name: a.name,
-    assetClass: a.isCustodialCash ? 'cash' : assetClassOf(a.assetClass),
-    securityType: securityTypeOf(a.productType, a.isCustodialCash),
+    ticker: identifier(asset.ticker),
+    cusip: identifier(asset.cusip),
+    isin: identifier(asset.isin),
+    name: asset.name,
+    assetClass: cash ? 'cash' : assetClassOf(asset.assetClass),
+    securityType: securityTypeOf(asset.productType, cash),
   };
 }
 
 /** US rule: a lot held more than one year (from its holding-period date) is long term. */
-export function lotTerm(holdingPeriodDate: string, asOf: string): TaxLotRecord['term'] {
-  const start = holdingPeriodDate.slice(0, 10);
-  const year = Number(start.slice(0, 4));
+export function lotTerm(holdingPeriodStart: string, asOf: string): TaxLotRecord['term'] {
+  const year = Number(holdingPeriodStart.slice(0, 4));
   if (!Number.isInteger(year)) return 'SHORT';
-  const oneYearOn = `${String(year + 1).padStart(4, '0')}${start.slice(4)}`;
+  const oneYearOn = `${String(year + 1).padStart(4, '0')}${holdingPeriodStart.slice(4, 10)}`;
   return asOf > oneYearOn ? 'LONG' : 'SHORT';
 }
+
+// ---- field names, for messages -----------------------------------------------------------------
+
+const SECURITY_FIELDS = { 'security.ticker': 'ticker', 'security.cusip': 'cusip', 'security.isin': 'isin', 'security.name': 'name', security: 'ticker/cusip/isin' };
+const ACCOUNT_FIELDS = { platformAccountId: 'id', status: 'isActive', openedOn: 'accountStartDate', marketValue: 'currentValue' };
+const ASSET_FIELDS = { ...SECURITY_FIELDS, platformRecordId: 'id', platformAccountId: 'accountId', quantity: 'currentShares', price: 'currentPrice', marketValue: 'currentValue', asOf: 'asOfDate' };
+const TRANSACTION_FIELDS = {
+  ...SECURITY_FIELDS,
+  platformRecordId: 'id',
+  platformAccountId: 'accountId',
+  tradeDate: 'transDate',
+  quantity: 'noUnits',
+  price: 'navPrice',
+  amount: 'transAmount',
+  description: 'transactionDescription',
+};
+const TAX_LOT_FIELDS = { ...ASSET_FIELDS, platformRecordId: 'id', holdingRecordId: 'asset id', acquiredOn: 'acquiredDate', quantity: 'numberOfUnits', costBasis: 'costAmount', term: 'holdingPeriodDate' };
+const PERFORMANCE_FIELDS = { platformAccountId: 'accountId', returnRate: 'twr', netFlows: 'netContributions' };
 
 // ---- small conversions -------------------------------------------------------------------------
 
 const DECIMAL_TEXT = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?$/;
 const ZERO = /^-?0(\.0+)?$/;
 
+function isObject(raw: unknown): raw is Raw {
+  return typeof raw === 'object' && raw !== null && !Array.isArray(raw);
+}
+
+/** Orion ids are integers; kept as text so they travel like every other platform's ids. */
+function idOf(value: unknown): unknown {
+  return typeof value === 'number' && Number.isSafeInteger(value) ? String(value) : value;
+}
+
 /**
  * A JSON number as decimal text: its shortest round-trip form, which is what Orion wrote for any
- * value a double carries exactly; exponent forms (1e-7) are written out. Strings pass through for
- * the canonical schema to judge.
+ * value a double carries exactly; exponent forms (1e-7) are written out. A string is trimmed;
+ * anything else is left for the schema to refuse.
  */
-export function decimalInput(value: OrionNumber): string {
-  if (typeof value === 'string') return value.trim();
-  const written = String(value);
-  return written.includes('e') ? new Dec(value).toFixed() : written;
+export function decimalInput(value: unknown): unknown {
+  if (typeof value === 'number') {
+    const written = String(value);
+    return Number.isFinite(value) && written.includes('e') ? new Dec(value).toFixed() : written;
+  }
+  return typeof value === 'string' ? value.trim() : value;
 }
 
-function absolute(value: string): string {
-  return value.startsWith('-') ? value.slice(1) : value;
+function absolute(value: unknown): unknown {
+  return typeof value === 'string' && value.startsWith('-') ? value.slice(1) : value;
 }
 
-function signed(value: string, direction: Direction): string {
+/** Orion writes amounts unsigned; the ledger signs them from the account's point of view. */
+function signed(value: unknown, direction: Direction): unknown {
   const magnitude = absolute(value);
-  return direction === -1 && !ZERO.test(magnitude) ? `-${magnitude}` : magnitude;
+  return direction === -1 && typeof magnitude === 'string' && !ZERO.test(magnitude) ? `-${magnitude}` : magnitude;
 }
 
 /** "2024-03-28T00:00:00" -> "2024-03-28"; anything else is left for the schema to refuse. */
-export function dateOnly(value: string): string {
-  return value.length > 10 && value[10] === 'T' ? value.slice(0, 10) : value;
+export function dateOnly(value: unknown): unknown {
+  return typeof value === 'string' && value.length > 10 && value[10] === 'T' ? value.slice(0, 10) : value;
 }
 
-function text(value: string | null | undefined): string | undefined {
-  if (value === null || value === undefined) return undefined;
+function optionalText(value: unknown): unknown {
+  if (value == null) return undefined;
+  if (typeof value !== 'string') return value;
   const trimmed = value.trim();
   return trimmed === '' ? undefined : trimmed;
 }
 
-function identifier(value: string | null | undefined): string | undefined {
-  return text(value)?.toUpperCase();
+function identifier(value: unknown): unknown {
+  const text = optionalText(value);
+  return typeof text === 'string' ? text.toUpperCase() : text;
 }
 
 function recordError(recordId: string, code: SyncErrorCode, message: string): SyncError {
   return { recordId, code, message, severity: 'error', retryable: false };
 }
 
-function failure(recordId: string, what: string, error: z.ZodError): { kind: 'error'; error: SyncError } {
+function notAnObject(recordId: string, what: string): { kind: 'error'; error: SyncError } {
+  return { kind: 'error', error: recordError(recordId, 'RECORD_INVALID', `Orion ${what} ${recordId}: is not a JSON object`) };
+}
+
+function failure(recordId: string, what: string, error: z.ZodError, fields: Readonly<Record<string, string>>): { kind: 'error'; error: SyncError } {
   const paths = error.issues.map((issue) => issue.path.map(String).join('.'));
-  const code: SyncErrorCode = paths.some((p) => /(^|\.)(cusip|isin)$/.test(p))
+  const code: SyncErrorCode = paths.some((p) => p === 'security.cusip' || p === 'security.isin')
     ? 'IDENTIFIER_INVALID'
-    : paths.some((p) => /(^|\.)currency$/.test(p))
+    : paths.includes('currency')
       ? 'CURRENCY_NOT_SUPPORTED'
       : 'RECORD_INVALID';
-  const detail = error.issues.map((issue, i) => `${paths[i] || '(record)'} ${issue.message}`).join('; ');
+  const detail = error.issues.map((issue, i) => `${fields[paths[i]!] ?? (paths[i] || 'record')} ${issue.message}`).join('; ');
   return { kind: 'error', error: recordError(recordId, code, `Orion ${what} ${recordId}: ${detail}`) };
 }
