@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { DecimalStringSchema } from '../../../domain/money/decimal.ts';
 import { FaultKindSchema, FaultSchema, type FaultInjector } from './faults.ts';
-import { SandboxInputError } from './money.ts';
+import { SandboxInputError } from './input-error.ts';
 import type { TokenInvalidator } from './tokens.ts';
 import type { WebhookSender } from './webhooks.ts';
 import type { SandboxWorld } from './world.ts';

@@ -82,6 +82,7 @@ export class FaultInjector {
     this.tokens = tokens;
   }
 
+  /** Queues a fault for the next matching request(s); a bare kind takes defaults (slow: 5 s, retry after: 1 s). */
   enqueue(fault: Fault | FaultKind, options: EnqueueOptions = {}): void {
     const parsed = FaultSchema.parse(typeof fault === 'string' ? (fault === 'slow' ? { kind: 'slow', delayMs: 5000 } : { kind: fault }) : fault);
     const times = options.times ?? 1;

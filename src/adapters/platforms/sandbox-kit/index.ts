@@ -27,7 +27,7 @@ export {
   type TransactionChanges,
   type TransactionFilter,
 } from './world.ts';
-export { SandboxInputError } from './money.ts';
+export { SandboxInputError } from './input-error.ts';
 export { KNOWN_SECURITIES, MAX_SECURITY_INDEX, minorUnits, securityAt, securityIndexOfTicker } from './securities.ts';
 export {
   FaultInjector,

@@ -1,15 +1,12 @@
 import { Decimal } from 'decimal.js';
 import { Dec } from '../../../domain/money/decimal.ts';
+import { SandboxInputError } from './input-error.ts';
 import { minorUnits } from './securities.ts';
 
 /** Decimal helpers for the sandbox: the platform rounds money half-up to the currency's minor unit. */
 
 export function money(value: Decimal, currency: string): string {
   return value.toFixed(minorUnits(currency), Decimal.ROUND_HALF_UP);
-}
-
-export function moneyDown(value: Decimal, currency: string): Decimal {
-  return value.toDecimalPlaces(minorUnits(currency), Decimal.ROUND_DOWN);
 }
 
 /** Units of USD per unit of each currency: fixed, so converted values stay deterministic. */
@@ -31,16 +28,4 @@ const DECIMAL_TEXT = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?$/;
 export function parseDecimal(field: string, text: string): Decimal {
   if (!DECIMAL_TEXT.test(text)) throw new SandboxInputError(field, `${field} must be a decimal number written as a string, e.g. "12.50"`);
   return new Dec(text);
-}
-
-/** A mutation the world refuses: unknown account or record, or a value it cannot take. */
-export class SandboxInputError extends Error {
-  override readonly name = 'SandboxInputError';
-  constructor(
-    readonly field: string,
-    message: string,
-    readonly status: 400 | 404 | 409 = 400,
-  ) {
-    super(message);
-  }
 }

@@ -3,7 +3,8 @@ import { Dec } from '../../../domain/money/decimal.ts';
 import { accountAnalytics } from './analytics.ts';
 import { addBusinessDays, businessDayOnOrBefore, dateText, dayOf } from './calendar.ts';
 import { Draws, hashText } from './deterministic.ts';
-import { SUPPORTED_CURRENCIES, SandboxInputError, convert, money, parseDecimal } from './money.ts';
+import { SandboxInputError } from './input-error.ts';
+import { SUPPORTED_CURRENCIES, convert, money, parseDecimal } from './money.ts';
 import { KNOWN_SECURITIES, MAX_SECURITY_INDEX, minorUnits, securityAt, securityIndexOfTicker, basePriceText } from './securities.ts';
 import { taxLotsOf, type TaxLotMethod } from './tax-lots.ts';
 import type {
