@@ -48,7 +48,7 @@ import {
   type HoldingDetailSearchRequest,
   type TransactionSearchRequest,
 } from './wire.ts';
-import { readZip } from './zip.ts';
+import { ZipFormatError, readZip, type ZipEntry } from './zip.ts';
 
 export interface BlackDiamondConfig {
   /** The API host (https://api.blackdiamondwealthplatform.com in production). */
@@ -135,7 +135,9 @@ export class BlackDiamondAdapter implements PlatformAdapter {
       ...(this.config.now === undefined ? {} : { now: this.config.now() }),
     });
     if (!check.ok) throw requestError(this.platform, 'RECORD_INVALID', `webhook refused: ${check.reason}`, 'webhook');
-    const body = parseOrFail(WebhookBodySchema, parseJson(rawBody), 'webhook');
+    const parsed = WebhookBodySchema.safeParse(parseJson(rawBody));
+    if (!parsed.success) throw requestError(this.platform, 'RECORD_INVALID', 'webhook refused: the body is not a transactions notification', 'webhook');
+    const body = parsed.data;
     return { platformAccountId: body.accountId, dataType: body.dataType, platformRecordIds: body.recordIds };
   }
 
@@ -185,12 +187,11 @@ class BlackDiamondConnection implements PlatformConnection {
   async *accounts(): AsyncIterable<Fetched<AccountRecord>> {
     const created = await this.call({ method: 'POST', path: '/batchV5', body: { returnDate: mmddyyyy(this.now()), batchFiles: ['accounts'] } });
     const { batchId } = parseOrFail(BatchCreatedSchema, created.body, 'POST /batchV5');
-    const archive = await this.download(batchId);
+    const files = accountFiles(await this.download(batchId));
     let position = 0;
-    for (const entry of readZip(archive)) {
-      if (!/^accounts_[0-9]+\.json$/.test(entry.name)) continue;
-      const rows = parseOrFail(PageSchema.shape.data, JSON.parse(entry.content.toString('utf8')), `batch file ${entry.name}`);
-      for (const row of rows) yield mapAccount(row, `${entry.name}[${position++}]`);
+    for (const file of files) {
+      const rows = parseOrFail(PageSchema.shape.data, parseJson(file.content.toString('utf8')), `batch file ${file.name}`);
+      for (const row of rows) yield mapAccount(row, `${file.name}[${position++}]`);
     }
   }
 
@@ -354,8 +355,19 @@ function pushRequest(instruction: PushInstruction): { path: string; body: unknow
   }
 }
 
+/** A refusal other than 401 and 429 (which the client handles): the request itself was wrong, so retrying will not help. */
 function unexpected(method: string, path: string, response: PlatformResponse): PlatformError {
-  return requestError('black_diamond', 'PLATFORM_UNAVAILABLE', `${method} ${path}: the platform answered ${response.status}: ${safeMessage(response)}`);
+  return requestError('black_diamond', response.status < 500 ? 'RECORD_INVALID' : 'PLATFORM_UNAVAILABLE', `${method} ${path}: the platform answered ${response.status}: ${safeMessage(response)}`);
+}
+
+/** The batch's account files (accounts_NNNN.json), inflated; a broken archive is the platform's failure. */
+function accountFiles(archive: Buffer): ZipEntry[] {
+  try {
+    return [...readZip(archive)].filter((entry) => /^accounts_[0-9]+\.json$/.test(entry.name));
+  } catch (error) {
+    if (!(error instanceof ZipFormatError)) throw error;
+    throw requestError('black_diamond', 'PLATFORM_UNAVAILABLE', `GET /batch: the download is not a readable zip (${error.message})`);
+  }
 }
 
 function idOf(row: unknown, key: string): string | undefined {
