@@ -568,6 +568,41 @@ describe('Black Diamond sandbox and adapter', () => {
     expect(await refused.json()).toMatchObject({ message: expect.stringContaining('returnDate'), code: 'InvalidRequest' });
   });
 
+  it('mapping names what is wrong with a row: identifiers, currency, values; signs and percentages are converted', () => {
+    const holding = {
+      holdingId: 'h-1',
+      accountID: 'a-1',
+      asset: { assetId: '1', name: 'Apple Inc.', cusip: '037833100', ticker: 'AAPL', identifier: 'US0378331005', assetClass: 'Equity', securityType: 'Common Stock', currencyCode: 'USD' },
+      returnInfo: { units: 3, emv: 10, returnDate: '2025-06-30T00:00:00' },
+      costBasis: null,
+    };
+    const mapped = mapHolding(holding, 'row 0');
+    expect(mapped.kind).toBe('record');
+    const record = (mapped as { record: HoldingRecord }).record;
+    expect(record.price.toFixed()).toBe('3.333333');
+    expect(record.costBasis).toBeUndefined();
+    expect(record.security).toMatchObject({ assetClass: 'equity', securityType: 'stock' });
+    const errorOf = (row: unknown) => (mapHolding(row, 'row 7') as { kind: string; error?: { recordId: string; code: string; message: string } }).error;
+    expect(errorOf({ ...holding, asset: { ...holding.asset, cusip: '037833109' } })).toMatchObject({ recordId: 'h-1', code: 'IDENTIFIER_INVALID', message: expect.stringContaining('cusip') });
+    expect(errorOf({ ...holding, asset: { ...holding.asset, currencyCode: 'ABC' } })).toMatchObject({ recordId: 'h-1', code: 'CURRENCY_NOT_SUPPORTED' });
+    expect(errorOf({ ...holding, returnInfo: { ...holding.returnInfo, emv: 'lots' } })).toMatchObject({ recordId: 'h-1', code: 'RECORD_INVALID' });
+    expect(errorOf({ nothing: true })).toMatchObject({ recordId: 'row 7', code: 'RECORD_INVALID' });
+
+    const withdrawal = {
+      TransactionID: 't-1', AccountID: 'a-1', TransactionType: 'Transfer', Status: 'Settled', TradeDate: '2025-01-02T00:00:00', SettleDate: null,
+      AssetID: null, Ticker: null, Cusip: null, Identifier: null, AssetName: null, AssetClass: null, SecurityType: null,
+      Units: null, Price: null, MarketValue: 2500.5, CurrencyCode: 'USD', ExternalFlowAffect: 'Withdrawal', Description: 'Withdrawal',
+    };
+    const transfer = (mapTransaction(withdrawal, 'row 0') as { record: TransactionRecord }).record;
+    expect(transfer.amount.toFixed()).toBe('-2500.5');
+    expect(transfer.security).toBeUndefined();
+    const contribution = (mapTransaction({ ...withdrawal, ExternalFlowAffect: 'Contribution' }, 'row 0') as { record: TransactionRecord }).record;
+    expect(contribution.amount.toFixed()).toBe('2500.5');
+    const fee = (mapTransaction({ ...withdrawal, TransactionType: 'Fee', ExternalFlowAffect: 'NotExternalFlow' }, 'row 0') as { record: TransactionRecord }).record;
+    expect(fee).toMatchObject({ type: 'FEE', status: 'COMPLETED' });
+    expect(fee.amount.isNegative()).toBe(true);
+  });
+
   it('the fast mapping path and the schema path give the same records and refuse the same rows', () => {
     const holdings = [...sandbox.world.holdings(accountId, { limit: 300 })];
     const transactions = [...sandbox.world.transactions(accountId, { limit: 600 })];
