@@ -514,7 +514,7 @@ describe('Black Diamond sandbox and adapter', () => {
   });
 
   it('the sandbox enforces its per-subscription-key rate limit with 429 and Retry-After', async () => {
-    const limited = await blackDiamond.startSandbox({ seed: 'bd-limit', autoApprove: true, rateLimitScale: 0.1 });
+    const limited = await blackDiamond.startSandbox({ seed: 'bd-limit', autoApprove: true, rateLimitScale: 1 });
     try {
       limited.world.addAccount({ ownerId: OWNER, holdings: 1, transactions: 1, id: 'bd-limit-acct' });
       const credentials = await blackDiamond.connectWithoutUser(adapterFor(limited), limited, OWNER);

@@ -114,6 +114,11 @@ async function call<T>(config: OAuthClientConfig, what: string, run: () => Promi
       const status = error instanceof oauth.ResponseBodyError ? ` (${error.status})` : '';
       throw requestError(config.platform, 'AUTH_REVOKED', `${what} refused by the platform${status}: ${safeOAuthCode(error.error)}`, what);
     }
+    // A 401 carrying WWW-Authenticate (a client the platform does not know) is a refusal too, not a transport fault.
+    if (error instanceof oauth.WWWAuthenticateChallengeError) {
+      const challenge = error.cause[0];
+      throw requestError(config.platform, 'AUTH_REVOKED', `${what} refused by the platform (${error.status}): ${safeOAuthCode(challenge?.parameters.error ?? 'invalid_client')}`, what);
+    }
     if (error instanceof oauth.OperationProcessingError || error instanceof oauth.UnsupportedOperationError) {
       throw requestError(config.platform, 'PLATFORM_UNAVAILABLE', `${what}: the token endpoint's answer does not follow OAuth 2.0 (${error.code ?? 'invalid'})`, what);
     }
