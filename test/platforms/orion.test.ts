@@ -1,7 +1,7 @@
 import { Decimal } from 'decimal.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { orion, SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, sandboxApiUser, startOrionSandbox, type RunningOrionSandbox } from '../../src/adapters/platforms/orion/index.ts';
-import { lotTerm, mapAsset, mapTransaction, mapVerboseAsset } from '../../src/adapters/platforms/orion/mapping.ts';
+import { checkedAsset, checkedTransaction, lotTerm, mapAsset, mapTransaction, mapVerboseAsset } from '../../src/adapters/platforms/orion/mapping.ts';
 import { OrionAccountSchema, OrionAssetSchema, OrionTransactionSchema, OrionVerboseAssetSchema } from '../../src/adapters/platforms/orion/wire.ts';
 import { signWebhook, type SandboxHolding, type SandboxSecurity } from '../../src/adapters/platforms/sandbox-kit/index.ts';
 import type { SecurityType } from '../../src/domain/platforms/records.ts';
@@ -175,6 +175,42 @@ describe('Orion sandbox and adapter', () => {
       for (const asset of await get(`/Portfolio/Assets/Verbose?accountId=${smallId}`)) OrionVerboseAssetSchema.parse(asset);
       for (const transaction of await get(`/Portfolio/Transactions?accountId=${accountId}&$top=50`)) OrionTransactionSchema.parse(transaction);
       expect(await get(`/Portfolio/Assets?accountId=${accountId}&$skip=150`)).toEqual([]);
+    });
+
+    it('the fast mapping path agrees with the schema path on every record served and on edge cases', async () => {
+      const { holder } = await connect(sandbox, adapter);
+      const get = async (path: string) =>
+        (await (await fetch(`${sandbox.url}/api/v1${path}`, { headers: { authorization: `Session ${holder.credentials.accessToken}`, accept: 'application/json' } })).json()) as Record<string, unknown>[];
+      const assets = await get(`/Portfolio/Assets?accountId=${accountId}&includeCostBasis=true&$top=5000`);
+      const transactions = await get(`/Portfolio/Transactions?accountId=${accountId}&$top=5000`);
+      const asset = assets[0]!;
+      const transaction = transactions.find((candidate) => candidate.financialType === 'Buy')!;
+      const assetVariants = [
+        ...assets,
+        { ...asset, id: 42, accountId: 7, ticker: ' aapl ', currentShares: '12.50', costBasis: null, currency: null },
+        { ...asset, currentShares: 1e-7, currentValue: 1e21, asOfDate: '2025-06-30' },
+        { ...asset, currentShares: ' 3 ', cusip: '', isin: null, ticker: 'msft' },
+        { ...asset, cusip: '037833101' },
+        { ...asset, ticker: null, cusip: null, isin: null },
+        { ...asset, currency: 'usd' },
+        { ...asset, asOfDate: '2025-02-30T00:00:00' },
+        { ...asset, id: '' },
+        { ...asset, name: '' },
+        { ...asset, isCustodialCash: true, productType: 'Cash' },
+      ];
+      for (const variant of assetVariants) expect(mapAsset(variant), String(variant.id)).toEqual(checkedAsset(variant));
+      const transactionVariants = [
+        ...transactions,
+        { ...transaction, transAmount: -0, noUnits: -5, settleDate: null, transactionDescription: '  ' },
+        { ...transaction, transAmount: '100.10', navPrice: null, ticker: null, cusip: null, isin: null },
+        { ...transaction, status: 'Unknown' },
+        { ...transaction, financialType: 'Mystery', type: 'Withdrawal' },
+        { ...transaction, transDate: 'yesterday' },
+        { ...transaction, ticker: 'brk.b', cusip: null, isin: ' us0378331005 ' },
+        { ...transaction, transactionDescription: 12 },
+        { ...transaction, currency: 'ABC' },
+      ];
+      for (const variant of transactionVariants) expect(mapTransaction(variant), String(variant.id)).toEqual(checkedTransaction(variant));
     });
 
     it('accounts are the API user\'s accounts', async () => {

@@ -18,7 +18,7 @@ import {
 import { PlatformHttpClient, TokenManager, requestError, tokenAuthorization, type PlatformHttpClientOptions, type PlatformResponse } from '../client-kit/index.ts';
 import { API_ROOT, MAX_PAGE_SIZE, RATE_LIMIT } from './defaults.ts';
 import { mapAccount, mapAsset, mapPerformance, mapTransaction, mapVerboseAsset } from './mapping.ts';
-import { offsetRecords, type OffsetPage } from './paging.ts';
+import { offsetPages, type OffsetPage } from './paging.ts';
 import { OrionErrorSchema, OrionOrderReceiptSchema, OrionTokenSchema } from './wire.ts';
 
 export interface OrionAdapterConfig {
@@ -172,12 +172,12 @@ class OrionConnection implements PlatformConnection {
   ) {}
 
   async *accounts(): AsyncIterable<Fetched<AccountRecord>> {
-    for await (const raw of this.listing('/Portfolio/Accounts', {})) yield mapAccount(raw);
+    for await (const page of this.listing('/Portfolio/Accounts', {})) for (const raw of page) yield mapAccount(raw);
   }
 
   async *holdings(platformAccountId: string, options: { asOf?: string } = {}): AsyncIterable<Fetched<HoldingRecord>> {
     const query = { accountId: platformAccountId, asOfDate: options.asOf, includeCostBasis: true };
-    for await (const raw of this.listing('/Portfolio/Assets', query)) yield mapAsset(raw);
+    for await (const page of this.listing('/Portfolio/Assets', query)) for (const raw of page) yield mapAsset(raw);
   }
 
   async *transactions(platformAccountId: string, query: TransactionQuery = {}): AsyncIterable<Fetched<TransactionRecord>> {
@@ -189,7 +189,7 @@ class OrionConnection implements PlatformConnection {
       const number = page.headers.get(CHANGE_NUMBER_HEADER);
       cursor = number !== null && /^\d+$/.test(number) ? CURSOR_PREFIX + number : undefined;
     };
-    for await (const raw of this.listing('/Portfolio/Transactions', filter, onFirstPage)) yield mapTransaction(raw);
+    for await (const page of this.listing('/Portfolio/Transactions', filter, onFirstPage)) for (const raw of page) yield mapTransaction(raw);
     // Without the counter, the next incremental fetch starts from where this one did.
     yield { kind: 'cursor', cursor: cursor ?? CURSOR_PREFIX + String(since ?? 0) };
   }
@@ -204,7 +204,7 @@ class OrionConnection implements PlatformConnection {
   }
 
   async *taxLots(platformAccountId: string): AsyncIterable<Fetched<TaxLotRecord>> {
-    for await (const raw of this.listing('/Portfolio/Assets/Verbose', { accountId: platformAccountId })) yield* mapVerboseAsset(raw);
+    for await (const page of this.listing('/Portfolio/Assets/Verbose', { accountId: platformAccountId })) for (const raw of page) yield* mapVerboseAsset(raw);
   }
 
   async *analytics(): AsyncIterable<never> {
@@ -223,9 +223,9 @@ class OrionConnection implements PlatformConnection {
     return { status: 'rejected', code: 'PUSH_REJECTED', message: refusal(response) };
   }
 
-  private listing(path: string, query: Record<string, string | number | boolean | undefined>, onFirstPage?: (page: OffsetPage) => void): AsyncGenerator<unknown> {
+  private listing(path: string, query: Record<string, string | number | boolean | undefined>, onFirstPage?: (page: OffsetPage) => void): AsyncGenerator<readonly unknown[]> {
     const what = `GET ${path}`;
-    return offsetRecords(
+    return offsetPages(
       async (skip, top) => {
         const response = await this.get(path, { ...query, $top: top, $skip: skip });
         return { records: arrayBody(response, what), headers: response.headers };

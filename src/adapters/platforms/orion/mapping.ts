@@ -1,7 +1,10 @@
+import type { Decimal } from 'decimal.js';
 import type { z } from 'zod';
+import { CurrencySchema } from '../../../domain/money/currency.ts';
 import { Dec } from '../../../domain/money/decimal.ts';
 import {
   AccountRecordSchema,
+  IsoDateSchema,
   HoldingRecordSchema,
   PerformanceRecordSchema,
   TaxLotRecordSchema,
@@ -11,11 +14,13 @@ import {
   type HoldingRecord,
   type PerformancePeriod,
   type PerformanceRecord,
+  type Security,
   type SecurityType,
   type TaxLotRecord,
   type TransactionRecord,
 } from '../../../domain/platforms/records.ts';
 import type { SyncError, SyncErrorCode } from '../../../domain/platforms/sync-error.ts';
+import { isValidCusip, isValidIsin } from '../../../domain/securities/identifiers.ts';
 import type { Fetched } from '../../../ports/platform-adapter.ts';
 
 /**
@@ -23,7 +28,8 @@ import type { Fetched } from '../../../ports/platform-adapter.ts';
  * record as it came off the wire and answers the canonical record or the SyncError that names
  * the Orion field at fault. One schema parse per record: the fields are lifted out of Orion's
  * shape as they are (a value of the wrong type passes through untouched) and the canonical schema
- * judges them, so a record costs one validation, not two.
+ * judges them, so a record costs one validation, not two. Assets and transactions, the records a
+ * fetch has by the hundred thousand, first try a fast path (see the end of this file).
  */
 
 export type Mapped<T> = Extract<Fetched<T>, { kind: 'record' | 'error' }>;
@@ -60,6 +66,12 @@ export function mapAccount(raw: unknown, fallbackId = 'account'): Mapped<Account
 }
 
 export function mapAsset(raw: unknown, fallbackId = 'asset'): Mapped<HoldingRecord> {
+  const record = isObject(raw) ? fastAsset(raw) : undefined;
+  return record === undefined ? checkedAsset(raw, fallbackId) : { kind: 'record', record };
+}
+
+/** The schema path of mapAsset: every record it takes or refuses, with the reason. */
+export function checkedAsset(raw: unknown, fallbackId = 'asset'): Mapped<HoldingRecord> {
   const recordId = rawRecordId(raw, fallbackId);
   if (!isObject(raw)) return notAnObject(recordId, 'asset');
   const parsed = HoldingRecordSchema.safeParse({
@@ -115,6 +127,12 @@ export function mapVerboseAsset(raw: unknown, fallbackId = 'asset'): Mapped<TaxL
 }
 
 export function mapTransaction(raw: unknown, fallbackId = 'transaction'): Mapped<TransactionRecord> {
+  const record = isObject(raw) ? fastTransaction(raw) : undefined;
+  return record === undefined ? checkedTransaction(raw, fallbackId) : { kind: 'record', record };
+}
+
+/** The schema path of mapTransaction: every record it takes or refuses, with the reason. */
+export function checkedTransaction(raw: unknown, fallbackId = 'transaction'): Mapped<TransactionRecord> {
   const recordId = rawRecordId(raw, fallbackId);
   if (!isObject(raw)) return notAnObject(recordId, 'transaction');
   const kind = transactionKind(raw.financialType, raw.type);
@@ -367,4 +385,131 @@ function failure(recordId: string, what: string, error: z.ZodError, fields: Read
       : 'RECORD_INVALID';
   const detail = error.issues.map((issue, i) => `${fields[paths[i]!] ?? (paths[i] || 'record')} ${issue.message}`).join('; ');
   return { kind: 'error', error: recordError(recordId, code, `Orion ${what} ${recordId}: ${detail}`) };
+}
+
+// ---- the fast path -----------------------------------------------------------------------------
+//
+// The fast path builds the canonical record directly and takes a record only when every check the
+// canonical schema makes passes (identifiers by their check digits, currencies and dates through
+// the schemas themselves, cached); whatever it does not take goes the schema path, which either
+// takes it too or names the fault. So the fast path can only be stricter than the schemas, never
+// looser, and a test holds the two paths to the same output.
+
+/** SecuritySchema's ticker pattern. */
+const TICKER = /^[A-Z0-9][A-Z0-9.\-/ ]{0,19}$/;
+const MAX_ID_LENGTH = 200;
+
+/** Schema verdicts on values that repeat from record to record (dates, currencies), bounded. */
+class VerdictCache {
+  private readonly verdicts = new Map<string, boolean>();
+  constructor(private readonly check: (value: string) => boolean) {}
+  ok(value: string): boolean {
+    let ok = this.verdicts.get(value);
+    if (ok === undefined) {
+      ok = this.check(value);
+      if (this.verdicts.size >= 10_000) this.verdicts.clear();
+      this.verdicts.set(value, ok);
+    }
+    return ok;
+  }
+}
+const dates = new VerdictCache((value) => IsoDateSchema.safeParse(value).success);
+const currencies = new VerdictCache((value) => CurrencySchema.safeParse(value).success);
+
+function fastId(value: unknown): string | undefined {
+  if (typeof value === 'number') return Number.isSafeInteger(value) ? String(value) : undefined;
+  return typeof value === 'string' && value.length > 0 && value.length <= MAX_ID_LENGTH ? value : undefined;
+}
+
+function fastDecimal(value: unknown): Decimal | undefined {
+  if (typeof value === 'number') return Number.isFinite(value) ? new Dec(value) : undefined;
+  return typeof value === 'string' && DECIMAL_TEXT.test(value) ? new Dec(value) : undefined;
+}
+
+/** undefined: not taken by the fast path; null: absent. */
+function fastOptionalDecimal(value: unknown): Decimal | null | undefined {
+  return value == null ? null : fastDecimal(value);
+}
+
+function fastDate(value: unknown): string | undefined {
+  const date = dateOnly(value);
+  return typeof date === 'string' && dates.ok(date) ? date : undefined;
+}
+
+function fastCurrency(value: unknown): string | undefined {
+  if (value == null) return DEFAULT_CURRENCY;
+  return typeof value === 'string' && currencies.ok(value) ? value : undefined;
+}
+
+/** An identifier as the schema path lifts it: null when absent, undefined when the fast path cannot judge it. */
+function fastIdentifier(value: unknown, valid: (text: string) => boolean): string | null | undefined {
+  const text = identifier(value);
+  if (text === undefined) return null;
+  return typeof text === 'string' && valid(text) ? text : undefined;
+}
+
+const isTicker = (text: string) => TICKER.test(text);
+
+function fastSecurity(ticker: unknown, cusip: unknown, isin: unknown, name: unknown, assetClass: AssetClass, securityType: SecurityType): Security | undefined {
+  const t = fastIdentifier(ticker, isTicker);
+  const c = fastIdentifier(cusip, isValidCusip);
+  const i = fastIdentifier(isin, isValidIsin);
+  if (t === undefined || c === undefined || i === undefined || (t === null && c === null && i === null)) return undefined;
+  if (typeof name !== 'string' || name.length === 0) return undefined;
+  return { ticker: t ?? undefined, cusip: c ?? undefined, isin: i ?? undefined, name, assetClass, securityType };
+}
+
+function fastAsset(raw: Raw): HoldingRecord | undefined {
+  const platformRecordId = fastId(raw.id);
+  const platformAccountId = fastId(raw.accountId);
+  const quantity = fastDecimal(raw.currentShares);
+  const price = fastDecimal(raw.currentPrice);
+  const marketValue = fastDecimal(raw.currentValue);
+  const costBasis = fastOptionalDecimal(raw.costBasis);
+  const currency = fastCurrency(raw.currency);
+  const asOf = fastDate(raw.asOfDate);
+  if (!platformRecordId || !platformAccountId || !quantity || !price || !marketValue || costBasis === undefined || !currency || !asOf) return undefined;
+  const cash = raw.isCustodialCash === true;
+  const security = fastSecurity(raw.ticker, raw.cusip, raw.isin, raw.name, cash ? 'cash' : assetClassOf(raw.assetClass), securityTypeOf(raw.productType, cash));
+  if (!security) return undefined;
+  return { platformRecordId, platformAccountId, security, quantity, price, marketValue, costBasis: costBasis ?? undefined, currency, asOf };
+}
+
+function fastTransaction(raw: Raw): TransactionRecord | undefined {
+  const kind = transactionKind(raw.financialType, raw.type);
+  const status = typeof raw.status === 'string' ? TRANSACTION_STATUSES[raw.status] : undefined;
+  const platformRecordId = fastId(raw.id);
+  const platformAccountId = fastId(raw.accountId);
+  const tradeDate = fastDate(raw.transDate);
+  const settleDate = raw.settleDate == null ? null : fastDate(raw.settleDate);
+  const amount = fastDecimal(raw.transAmount);
+  const quantity = fastOptionalDecimal(raw.noUnits);
+  const price = fastOptionalDecimal(raw.navPrice);
+  const currency = fastCurrency(raw.currency);
+  const description = optionalText(raw.transactionDescription);
+  if (!kind || !status || !platformRecordId || !platformAccountId || !tradeDate || settleDate === undefined || !amount || quantity === undefined || price === undefined || !currency) return undefined;
+  if (description !== undefined && typeof description !== 'string') return undefined;
+  let security: Security | undefined;
+  if (raw.ticker != null || raw.cusip != null || raw.isin != null) {
+    const named = identifier(raw.ticker) ?? identifier(raw.cusip) ?? identifier(raw.isin);
+    if (named !== undefined) {
+      security = fastSecurity(raw.ticker, raw.cusip, raw.isin, String(named), 'other', 'other');
+      if (!security) return undefined;
+    }
+  }
+  const magnitude = amount.abs();
+  return {
+    platformRecordId,
+    platformAccountId,
+    type: kind.type,
+    status,
+    tradeDate,
+    settleDate: settleDate ?? undefined,
+    security,
+    quantity: quantity === null ? undefined : quantity.abs(),
+    price: price ?? undefined,
+    amount: kind.direction === -1 && !magnitude.isZero() ? magnitude.neg() : magnitude,
+    currency,
+    description,
+  };
 }

@@ -60,7 +60,8 @@ export function renderAsset(holding: SandboxHolding, account: SandboxAccount, in
     currentShares: Number(holding.quantity),
     currentPrice: Number(holding.price),
     currentValue: Number(holding.marketValue),
-    ...(includeCostBasis ? { costBasis: Number(holding.costBasis) } : {}),
+    // Left out of the JSON unless asked for, as Orion does.
+    costBasis: includeCostBasis ? Number(holding.costBasis) : undefined,
     assetClass: assetClassName(security),
     productType: productTypeOf(security.securityType),
     isManaged: security.securityType !== 'cash',
@@ -99,29 +100,28 @@ export function worldStatusOf(status: string): SandboxTransactionStatus | undefi
   return undefined;
 }
 
-/** Orion's type, type code and financial type of each kind of transaction. */
-function transactionWords(transaction: SandboxTransaction): { type: string; typeCode: string; financialType: string } {
-  switch (transaction.type) {
-    case 'BUY':
-      return { type: 'Buy', typeCode: 'BY', financialType: 'Buy' };
-    case 'SELL':
-      return { type: 'Sell', typeCode: 'SL', financialType: 'Sell' };
-    case 'DIVIDEND':
-      return { type: 'Dividend', typeCode: 'DV', financialType: 'DivCash' };
-    case 'INTEREST':
-      return { type: 'Interest', typeCode: 'IN', financialType: 'Interest' };
-    case 'FEE':
-      return { type: 'Fee', typeCode: 'FE', financialType: 'MgmntFees' };
-    case 'TRANSFER':
-      return transaction.amount.startsWith('-')
-        ? { type: 'Withdrawal', typeCode: 'WD', financialType: 'Distribution' }
-        : { type: 'Deposit', typeCode: 'DP', financialType: 'Contribution' };
-  }
+type TransactionWords = { readonly type: string; readonly typeCode: string; readonly financialType: string };
+
+/** Orion's type, type code and financial type of each kind of transaction (a transfer by its direction). */
+const WORDS: Record<Exclude<SandboxTransaction['type'], 'TRANSFER'> | 'DEPOSIT' | 'WITHDRAWAL', TransactionWords> = {
+  BUY: { type: 'Buy', typeCode: 'BY', financialType: 'Buy' },
+  SELL: { type: 'Sell', typeCode: 'SL', financialType: 'Sell' },
+  DIVIDEND: { type: 'Dividend', typeCode: 'DV', financialType: 'DivCash' },
+  INTEREST: { type: 'Interest', typeCode: 'IN', financialType: 'Interest' },
+  FEE: { type: 'Fee', typeCode: 'FE', financialType: 'MgmntFees' },
+  DEPOSIT: { type: 'Deposit', typeCode: 'DP', financialType: 'Contribution' },
+  WITHDRAWAL: { type: 'Withdrawal', typeCode: 'WD', financialType: 'Distribution' },
+};
+
+function transactionWords(transaction: SandboxTransaction): TransactionWords {
+  if (transaction.type !== 'TRANSFER') return WORDS[transaction.type];
+  return transaction.amount.startsWith('-') ? WORDS.WITHDRAWAL : WORDS.DEPOSIT;
 }
 
 export function renderTransaction(transaction: SandboxTransaction, account: SandboxAccount): OrionTransaction {
   const security = transaction.security;
   const amount = transaction.amount.startsWith('-') ? transaction.amount.slice(1) : transaction.amount;
+  const words = transactionWords(transaction);
   return {
     id: transaction.id,
     accountId: transaction.accountId,
@@ -136,7 +136,9 @@ export function renderTransaction(transaction: SandboxTransaction, account: Sand
     noUnits: transaction.quantity === undefined ? null : Number(transaction.quantity),
     navPrice: transaction.price === undefined ? null : Number(transaction.price),
     status: STATUSES[transaction.status],
-    ...transactionWords(transaction),
+    type: words.type,
+    typeCode: words.typeCode,
+    financialType: words.financialType,
     currency: transaction.currency,
   };
 }
@@ -189,18 +191,20 @@ function productTypeOf(type: SecurityType): OrionProductType | null {
 }
 
 /** Firm-style asset-class names, as an Orion firm's class tree would have them. */
+const ASSET_CLASS_NAMES: Record<Exclude<AssetClass, 'equity'>, string> = {
+  fixed_income: 'Intermediate Fixed Income',
+  cash: 'Cash & Equivalents',
+  alternative: 'Alternative Investments',
+  real_estate: 'Real Estate',
+  commodity: 'Commodities',
+  multi_asset: 'Balanced',
+  other: 'Other',
+};
+const US_EQUITY_NAMES = ['Large Cap Equity', 'Mid Cap Equity', 'Small Cap Equity'] as const;
+
 function assetClassName(security: SandboxSecurity): string {
-  const names: Record<AssetClass, string> = {
-    equity: security.currency !== 'USD' ? 'International Equity' : (['Large Cap Equity', 'Mid Cap Equity', 'Small Cap Equity'] as const)[security.index % 3]!,
-    fixed_income: 'Intermediate Fixed Income',
-    cash: 'Cash & Equivalents',
-    alternative: 'Alternative Investments',
-    real_estate: 'Real Estate',
-    commodity: 'Commodities',
-    multi_asset: 'Balanced',
-    other: 'Other',
-  };
-  return names[security.assetClass];
+  if (security.assetClass !== 'equity') return ASSET_CLASS_NAMES[security.assetClass];
+  return security.currency === 'USD' ? US_EQUITY_NAMES[security.index % 3]! : 'International Equity';
 }
 
 function dateTime(date: string): string {
