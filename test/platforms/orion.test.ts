@@ -321,8 +321,8 @@ describe('Orion sandbox and adapter', () => {
     it('another owner\'s account is not found', async () => {
       const other = sandbox.world.accounts('someone-else')[0]!.id;
       const error = await failure(() => collect(connection.holdings(other)));
-      expect(error.syncError.code).toBe('PLATFORM_UNAVAILABLE');
-      expect(error.message).toContain('404');
+      expect(error.syncError).toMatchObject({ code: 'RECORD_INVALID', retryable: false });
+      expect(error.message).toContain(`404: Account '${other}' was not found.`);
     });
   });
 

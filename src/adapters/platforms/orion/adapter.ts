@@ -239,7 +239,8 @@ class OrionConnection implements PlatformConnection {
     const response = await this.client.request({ path, query });
     if (response.status === 200) return response;
     if (response.status === 403) throw requestError('orion', 'AUTH_REVOKED', `GET ${path}: Orion refused access (403)`, path);
-    throw requestError('orion', 'PLATFORM_UNAVAILABLE', `GET ${path}: Orion answered ${response.status}: ${refusal(response)}`, path);
+    // Any other refusal (an account this user cannot see, a filter Orion does not take) will not pass by retrying.
+    throw requestError('orion', response.status >= 500 ? 'PLATFORM_UNAVAILABLE' : 'RECORD_INVALID', `GET ${path}: Orion answered ${response.status}: ${refusal(response)}`, path);
   }
 }
 

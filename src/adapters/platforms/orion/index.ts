@@ -16,7 +16,7 @@ const OrionConfigSchema = z.object({
   retry: z.object({ maxAttempts: Positive, initialDelayMs: z.number().nonnegative(), maxDelayMs: z.number().nonnegative(), maxRetryAfterMs: z.number().nonnegative().optional() }).optional(),
   breaker: z.object({ consecutiveFailures: Positive, halfOpenAfterMs: Positive }).optional(),
   bulkhead: z.object({ limit: Positive, queue: z.number().int().nonnegative() }).optional(),
-  rateLimit: z.object({ requests: Positive, perMs: Positive }).optional(),
+  rateLimit: z.object({ requests: Positive, perMs: Positive, burst: Positive.optional() }).optional(),
 });
 
 export const orion: PlatformModule = {
