@@ -2,7 +2,7 @@ import { Decimal } from 'decimal.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { orion, SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, sandboxApiUser, startOrionSandbox, type RunningOrionSandbox } from '../../src/adapters/platforms/orion/index.ts';
 import { checkedAsset, checkedTransaction, lotTerm, mapAsset, mapTransaction, mapVerboseAsset } from '../../src/adapters/platforms/orion/mapping.ts';
-import { OrionAccountSchema, OrionAssetSchema, OrionTransactionSchema, OrionVerboseAssetSchema } from '../../src/adapters/platforms/orion/wire.ts';
+import { OrionAccountSchema, OrionAssetSchema, OrionPerformanceSchema, OrionTransactionSchema, OrionVerboseAssetSchema } from '../../src/adapters/platforms/orion/wire.ts';
 import { signWebhook, type SandboxHolding, type SandboxSecurity } from '../../src/adapters/platforms/sandbox-kit/index.ts';
 import type { SecurityType } from '../../src/domain/platforms/records.ts';
 import {
@@ -174,6 +174,7 @@ describe('Orion sandbox and adapter', () => {
       for (const asset of assets) OrionAssetSchema.parse(asset);
       for (const asset of await get(`/Portfolio/Assets/Verbose?accountId=${smallId}`)) OrionVerboseAssetSchema.parse(asset);
       for (const transaction of await get(`/Portfolio/Transactions?accountId=${accountId}&$top=50`)) OrionTransactionSchema.parse(transaction);
+      for (const period of await get(`/Reporting/Performance?accountId=${accountId}`)) OrionPerformanceSchema.parse(period);
       expect(await get(`/Portfolio/Assets?accountId=${accountId}&$skip=150`)).toEqual([]);
     });
 

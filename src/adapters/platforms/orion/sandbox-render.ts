@@ -10,7 +10,7 @@ import type {
   SandboxTransaction,
   SandboxTransactionStatus,
 } from '../sandbox-kit/types.ts';
-import type { OrionAccount, OrionAsset, OrionPerformance, OrionProductType, OrionTaxLot, OrionTransaction, OrionTransactionStatus } from './wire.ts';
+import type { OrionAccount, OrionAsset, OrionPerformance, OrionPerformancePeriod, OrionProductType, OrionTaxLot, OrionTransaction, OrionTransactionStatus } from './wire.ts';
 
 /**
  * The sandbox world in Orion's words: camelCase records, numbers as JSON numbers, ASP.NET
@@ -143,7 +143,7 @@ export function renderTransaction(transaction: SandboxTransaction, account: Sand
   };
 }
 
-const PERIODS: Record<PerformancePeriod, string> = {
+const PERIODS: Record<PerformancePeriod, OrionPerformancePeriod> = {
   DAILY: '1Day',
   WEEKLY: '1Week',
   MONTHLY: '1Month',

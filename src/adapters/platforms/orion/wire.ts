@@ -13,7 +13,6 @@ export const OrionIdSchema = z.union([z.number().int().nonnegative(), z.string()
 
 /** An amount as Orion sends it: a JSON number, sometimes a string. The mapping makes it a Decimal. */
 export const OrionNumberSchema = z.union([z.number().finite(), z.string().min(1)]);
-export type OrionNumber = z.infer<typeof OrionNumberSchema>;
 
 const Text = z.string().nullish();
 const DateTime = z.string().nullish();
@@ -23,7 +22,6 @@ export const OrionTokenSchema = z.object({
   expires_in: z.number().int().positive(),
   refresh_token: z.string().min(1),
 });
-export type OrionToken = z.infer<typeof OrionTokenSchema>;
 
 export const OrionAccountSchema = z.object({
   id: OrionIdSchema,
@@ -69,8 +67,6 @@ export const OrionAssetSchema = z.object({
 });
 export type OrionAsset = z.input<typeof OrionAssetSchema>;
 
-export const ORION_LOT_METHODS = ['FIFO', 'LIFO', 'AverageCost'] as const;
-
 export const OrionTaxLotSchema = z.object({
   id: OrionIdSchema,
   acquiredDate: z.string(),
@@ -86,9 +82,8 @@ export type OrionTaxLot = z.input<typeof OrionTaxLotSchema>;
 
 /** An asset as the verbose listing writes it: the asset with its tax lots. */
 export const OrionVerboseAssetSchema = OrionAssetSchema.extend({
-  taxLots: z.array(z.unknown()),
+  taxLots: z.array(OrionTaxLotSchema),
 });
-export type OrionVerboseAsset = z.input<typeof OrionAssetSchema> & { taxLots: unknown[] };
 
 export const ORION_TRANSACTION_STATUSES = ['Complete', 'Pending', 'Rejected', 'Reversed', 'Inactive', 'PendingCorpAction'] as const;
 export type OrionTransactionStatus = (typeof ORION_TRANSACTION_STATUSES)[number];
@@ -118,10 +113,11 @@ export type OrionTransaction = z.input<typeof OrionTransactionSchema>;
 
 /** Orion's reporting names for the periods it reports returns over. */
 export const ORION_PERFORMANCE_PERIODS = ['1Day', '1Week', '1Month', 'YTD', '1Year', '3Year', '5Year', 'ITD'] as const;
+export type OrionPerformancePeriod = (typeof ORION_PERFORMANCE_PERIODS)[number];
 
 export const OrionPerformanceSchema = z.object({
   accountId: OrionIdSchema,
-  period: z.string(),
+  period: z.enum(ORION_PERFORMANCE_PERIODS),
   startDate: z.string(),
   endDate: z.string(),
   /** Time-weighted return in percent: 5.23 is 5.23%. */
@@ -157,7 +153,6 @@ export const OrionTradeOrderSchema = z.object({
   orderType: z.enum(['Market', 'Limit'], 'The orderType must be Market or Limit.'),
   limitPrice: z.number('The limitPrice must be a number.').positive('The limitPrice must be greater than zero.').optional(),
 });
-export type OrionTradeOrder = z.infer<typeof OrionTradeOrderSchema>;
 
 export const OrionRebalanceSchema = z.object({
   accountId: OrionIdSchema,
@@ -167,7 +162,6 @@ export const OrionRebalanceSchema = z.object({
     .min(1, 'At least one target is required.')
     .max(1000),
 });
-export type OrionRebalance = z.infer<typeof OrionRebalanceSchema>;
 
 export const ORION_OVERRIDE_FIELDS = ['Shares', 'Price', 'CostBasis'] as const;
 
@@ -178,7 +172,6 @@ export const OrionOverrideSchema = z.object({
   value: z.number('The value must be a number.').nonnegative('The value must not be negative.'),
   reason: z.string().trim().min(1, 'A reason is required.').max(500, 'The reason must be at most 500 characters.'),
 });
-export type OrionOverride = z.infer<typeof OrionOverrideSchema>;
 
 export const OrionOrderReceiptSchema = z.object({
   id: OrionIdSchema,
