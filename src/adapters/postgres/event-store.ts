@@ -1,9 +1,7 @@
-import { randomFillSync } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { monotonicFactory } from 'ulid';
 import { z } from 'zod';
 import { EventCatalogue } from '../../domain/events/catalogue.ts';
 import { chainHash } from '../../domain/events/hash-chain.ts';
@@ -23,6 +21,7 @@ import {
   type RecordedEvent,
   type SubscribeOptions,
 } from '../../ports/event-store.ts';
+import { monotonicUlids } from './event-ids.ts';
 import type { AppendSignal, LogNotifier } from './log-notifier.ts';
 import { PreparedBatch } from './prepared-batch.ts';
 
@@ -57,8 +56,9 @@ interface PendingSingle {
   reject(error: unknown): void;
 }
 
-/** Rows per chunk handed to COPY. */
+/** Rows per chunk handed to COPY; the first is small, so that COPY starts soon after the claim. */
 const COPY_CHUNK = 100;
+const FIRST_COPY_CHUNK = 25;
 
 interface Claim {
   readonly streamId: string;
@@ -77,24 +77,8 @@ export interface PostgresEventStoreOptions {
   readonly pollIntervalMs?: number;
 }
 
-/**
- * The random part of generated ULIDs, drawn from a buffer filled in bulk: the ulid package's
- * default asks the system for randomness once per character, which dominated single appends.
- */
-function bufferedRandom(): () => number {
-  const buffer = new Uint32Array(4096);
-  let next = buffer.length;
-  return () => {
-    if (next === buffer.length) {
-      randomFillSync(buffer);
-      next = 0;
-    }
-    return buffer[next++]! / 0x1_0000_0000;
-  };
-}
-
 export class PostgresEventStore implements EventStore {
-  private readonly newId = monotonicFactory(bufferedRandom());
+  private readonly newId = monotonicUlids();
   private readonly waiting: PendingSingle[] = [];
   private flushing = 0;
   private readonly catalogue: EventCatalogue;
@@ -277,7 +261,7 @@ export class PostgresEventStore implements EventStore {
       }, client);
       let head: [number, string | null, string[], string];
       try {
-        batch.addUpTo(events, Math.min(COPY_CHUNK, claim.count));
+        batch.addUpTo(events, Math.min(FIRST_COPY_CHUNK, claim.count));
         head = await claiming;
       } catch (error) {
         await claiming.catch(() => {});
@@ -290,8 +274,8 @@ export class PostgresEventStore implements EventStore {
       const positions = reserved.map(Number);
       let hash = head[1];
       function* rows(): Generator<string> {
-        for (let start = 0; start < claim.count; start += COPY_CHUNK) {
-          const end = Math.min(start + COPY_CHUNK, claim.count);
+        for (let start = 0, end = 0; start < claim.count; start = end) {
+          end = Math.min(start === 0 ? FIRST_COPY_CHUNK : start + COPY_CHUNK, claim.count);
           batch.addUpTo(events, end);
           let chunk = '';
           for (let i = start; i < end; i++) {
