@@ -9,8 +9,11 @@ export interface PlatformModule {
   startSandbox(options: { seed: string; port?: number; autoApprove?: boolean; rateLimitScale?: number }): Promise<RunningSandbox>;
   /** An adapter configured to talk to the given base URL (a sandbox here; the real host in production). */
   createAdapter(config: PlatformAdapterConfig): PlatformAdapter;
-  /** Completes the connect flow without a person against an auto-approving sandbox: returns credentials. */
-  connectWithoutUser(adapter: PlatformAdapter, sandbox: RunningSandbox, ownerId: string): Promise<Credentials>;
+  /**
+   * Completes the connect flow without a person against an auto-approving sandbox: returns
+   * credentials. Only the sandbox's URL is needed, so a sandbox in another process will do.
+   */
+  connectWithoutUser(adapter: PlatformAdapter, sandbox: Pick<RunningSandbox, 'url'>, ownerId: string): Promise<Credentials>;
 }
 
 /** The common part of an adapter's configuration; each platform adds its own extras. */

@@ -44,7 +44,7 @@ export const blackDiamond: PlatformModule = {
    * What the user's browser does: open the authorization URL (with the owner as login hint), approve
    * on the consent page unless the sandbox approves by itself, and hand the redirect back to the adapter.
    */
-  async connectWithoutUser(adapter: PlatformAdapter, sandbox: RunningSandbox, ownerId: string): Promise<Credentials> {
+  async connectWithoutUser(adapter: PlatformAdapter, sandbox: Pick<RunningSandbox, 'url'>, ownerId: string): Promise<Credentials> {
     const start = await adapter.beginAuthorization(SANDBOX_REDIRECT_URI);
     const url = new URL(start.authorizationUrl);
     url.searchParams.set('login_hint', ownerId);
