@@ -1,9 +1,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
 import { sql } from 'kysely';
-import { openCredentialVault } from './adapters/crypto/credential-keys.ts';
 import { verifyHashChains } from './adapters/postgres/chain-verifier.ts';
-import { PostgresCredentialStore } from './adapters/postgres/credential-store.ts';
 import { migrateToLatest } from './adapters/postgres/migrator.ts';
 import { createLogger } from './adapters/telemetry/logger.ts';
 import { openLedger, type Ledger, type OpenOptions } from './composition.ts';
@@ -161,9 +159,8 @@ program
   .addCommand(
     new Command('reencrypt').description('re-encrypt every stored credential under the newest credential key').action(() =>
       withLedger(async (ledger) => {
-        const vault = await openCredentialVault(loadConfig());
-        const moved = await new PostgresCredentialStore(ledger.database.pool, vault).reencryptAll();
-        console.log(`re-encrypted ${moved} credential${moved === 1 ? '' : 's'} under key ${vault.newestKeyId}`);
+        const moved = await ledger.credentials.reencryptAll();
+        console.log(`re-encrypted ${moved} credential${moved === 1 ? '' : 's'} under key ${ledger.credentials.newestKeyId}`);
       }),
     ),
   );

@@ -1,5 +1,7 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { openCredentialVault } from './adapters/crypto/credential-keys.ts';
+import { PostgresCredentialStore } from './adapters/postgres/credential-store.ts';
 import { connect, type DatabaseHandle } from './adapters/postgres/database.ts';
 import { startEmbeddedPostgres, type EmbeddedServer } from './adapters/postgres/embedded.ts';
 import { PostgresEventStore } from './adapters/postgres/event-store.ts';
@@ -24,6 +26,8 @@ export interface Ledger {
   readonly store: PostgresEventStore;
   readonly engine: ProjectionEngine;
   readonly notifier: LogNotifier;
+  /** Connections' credentials, encrypted under the configured keys. */
+  readonly credentials: PostgresCredentialStore;
   /** Starts the projection worker in this process; stopped by close(). */
   startWorker(): ProjectionWorker;
   close(): Promise<void>;
@@ -38,6 +42,8 @@ export interface OpenOptions {
 
 /** The one composition root: the server and the CLI both open the ledger here. */
 export async function openLedger(config: Config, logger: Logger, options: OpenOptions = {}): Promise<Ledger> {
+  // Keys first: a missing or unreadable key must stop the start before anything is running.
+  const vault = await openCredentialVault(config);
   let embedded: EmbeddedServer | null = null;
   let url = config.DATABASE_URL;
   if (!url) {
@@ -63,12 +69,14 @@ export async function openLedger(config: Config, logger: Logger, options: OpenOp
     pollIntervalMs: config.PROJECTION_POLL_MS,
   });
   const engine = new ProjectionEngine(database.db, store, projectors, { batchSize: config.PROJECTION_BATCH_SIZE });
+  const credentials = new PostgresCredentialStore(database.pool, vault);
   const connectionString = url;
   return {
     database,
     store,
     engine,
     notifier,
+    credentials,
     startWorker() {
       worker ??= new ProjectionWorker(engine, connectionString, notifier, logger, { pollIntervalMs: config.PROJECTION_POLL_MS });
       worker.start();

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { CredentialVault } from '../crypto/credential-vault.ts';
 import { CredentialsChangedError, CredentialsSchema, type CredentialHolder, type Credentials } from '../../ports/platform-adapter.ts';
+import type { CredentialStore } from '../../ports/credential-store.ts';
 
 export class CredentialsNotFoundError extends Error {
   override readonly name = 'CredentialsNotFoundError';
@@ -22,7 +23,7 @@ const REENCRYPT_BATCH = 200;
  * Each connection's credentials, encrypted by the vault (the connection id is bound into the
  * ciphertext). Replacing them is a compare-and-swap on the row's version.
  */
-export class PostgresCredentialStore {
+export class PostgresCredentialStore implements CredentialStore {
   /** The version each Credentials object was read or written at, for compare-and-swap. */
   private readonly versions = new WeakMap<Credentials, number>();
 
@@ -31,8 +32,13 @@ export class PostgresCredentialStore {
     private readonly vault: CredentialVault,
   ) {}
 
+  /** The key new and re-encrypted credentials are sealed under. */
+  get newestKeyId(): string {
+    return this.vault.newestKeyId;
+  }
+
   /** Stores the credentials of a new (or re-authorized) connection, replacing whatever was there. */
-  async save(connectionId: string, credentials: Credentials): Promise<void> {
+  async save(connectionId: string, credentials: Credentials): Promise<number> {
     const valid = CredentialsSchema.parse(credentials);
     const result = await this.pool.query<{ version: number }>(
       `INSERT INTO connection_credentials (connection_id, key_id, ciphertext, version) VALUES ($1, $2, $3, 1)
@@ -41,7 +47,9 @@ export class PostgresCredentialStore {
        RETURNING version`,
       [connectionId, this.vault.newestKeyId, this.seal(connectionId, valid)],
     );
-    this.versions.set(credentials, result.rows[0]!.version);
+    const version = result.rows[0]!.version;
+    this.versions.set(credentials, version);
+    return version;
   }
 
   async load(connectionId: string): Promise<Credentials> {
