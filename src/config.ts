@@ -12,6 +12,11 @@ const ConfigSchema = z.object({
   PROJECTION_BATCH_SIZE: z.coerce.number().int().positive().max(5000).default(500),
   PROJECTION_POLL_MS: z.coerce.number().int().positive().default(1000),
   READY_MAX_LAG_EVENTS: z.coerce.number().int().nonnegative().default(10_000),
+  /** `npm start` runs the three platform sandboxes and connects a demo user to them; `off` leaves them out. */
+  PLATFORM_SANDBOXES: z.enum(['on', 'off']).default('on'),
+  /** The sandboxes listen on this port + 1, 2 and 3 (0: any free ports). */
+  SANDBOX_PORT_BASE: z.coerce.number().int().min(0).max(65532).default(4100),
+  SANDBOX_SEED: z.string().min(1).default('demo'),
   /** Comma-separated `keyId:base64key` (32-byte AES keys), oldest first; the last one encrypts. */
   LEDGER_CREDENTIAL_KEYS: z
     .string()

@@ -2,12 +2,20 @@ import { buildServer } from './adapters/http/server.ts';
 import { createLogger } from './adapters/telemetry/logger.ts';
 import { openLedger } from './composition.ts';
 import { loadConfig } from './config.ts';
+import { startDemo } from './demo.ts';
 
 /** `npm start`: the projection worker and the HTTP server, on DATABASE_URL or the embedded server. */
 async function main(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger(config.LOG_LEVEL);
   const ledger = await openLedger(config, logger);
+  const fleet =
+    config.PLATFORM_SANDBOXES === 'on'
+      ? await startDemo(ledger, { seed: config.SANDBOX_SEED, portBase: config.SANDBOX_PORT_BASE, logger }).catch(async (error: unknown) => {
+          await ledger.close();
+          throw error;
+        })
+      : null;
   const worker = ledger.startWorker();
   const server = buildServer(ledger, logger, { maxLagEvents: config.READY_MAX_LAG_EVENTS, worker });
 
@@ -18,6 +26,7 @@ async function main(): Promise<void> {
     logger.info({ signal }, 'shutting down');
     try {
       await server.close();
+      await fleet?.close();
       await ledger.close();
       logger.info('stopped');
       process.exit(0);
@@ -37,6 +46,7 @@ async function main(): Promise<void> {
     await server.listen({ port: config.PORT, host: config.HOST });
   } catch (error) {
     logger.error({ err: error }, 'cannot listen');
+    await fleet?.close();
     await ledger.close();
     throw error;
   }

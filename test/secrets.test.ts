@@ -2,10 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CredentialVault } from '../src/adapters/crypto/credential-vault.ts';
-import { addepar } from '../src/adapters/platforms/addepar/index.ts';
-import { blackDiamond } from '../src/adapters/platforms/black-diamond/index.ts';
-import { orion } from '../src/adapters/platforms/orion/index.ts';
-import type { PlatformModule } from '../src/adapters/platforms/platform-module.ts';
+import { platformModules } from '../src/adapters/platforms/registry.ts';
 import type { RunningSandbox } from '../src/adapters/platforms/sandbox-kit/index.ts';
 import { PostgresCredentialStore } from '../src/adapters/postgres/credential-store.ts';
 import { PostgresEventStore } from '../src/adapters/postgres/event-store.ts';
@@ -25,7 +22,6 @@ import { createTestDatabase, type TestDatabase } from './support/database.ts';
  * logs, the event log or any table.
  */
 const OWNER = 'secrets-owner';
-const modules: readonly PlatformModule[] = [orion, addepar, blackDiamond];
 
 let database: TestDatabase;
 const sandboxes: RunningSandbox[] = [];
@@ -42,7 +38,7 @@ beforeAll(async () => {
   const credentialStore = new PostgresCredentialStore(database.pool, new CredentialVault([{ id: 'k1', key: randomBytes(32) }]));
   const store = new PostgresEventStore(database.pool, { catalogue: ledgerCatalogue });
 
-  for (const module of modules) {
+  for (const module of platformModules) {
     const sandbox = await module.startSandbox({ seed: `secrets-${module.platform}`, autoApprove: true });
     sandboxes.push(sandbox);
     const account = sandbox.world.addAccount({ ownerId: OWNER, holdings: 30, transactions: 30 });

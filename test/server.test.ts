@@ -43,7 +43,7 @@ describe('service on DATABASE_URL', () => {
       const body = (await ready.json()) as { status: string; checks: { projections: { detail: { eventsBehind: number }[] } } };
       return ready.status === 200 && body.status === 'ready' && body.checks.projections.detail.every((d) => d.eventsBehind === 0);
     });
-    const audit = await database.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM audit_log');
+    const audit = await database.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM audit_log WHERE event_type = 'PortfolioCreated'");
     expect(audit.rows[0]!.n).toBe(5);
 
     // Hold the audit projector's apply lock so that it falls behind by more than the threshold.
@@ -60,6 +60,27 @@ describe('service on DATABASE_URL', () => {
       blocker.release();
     }
     await eventually(async () => (await fetch(`${service.baseUrl}/readyz`)).status === 200);
+  });
+
+  it('runs the three platform sandboxes and connects the demo user to each, keeping only a credential reference in the log', async () => {
+    const connected = service.output().split('\n').filter((line) => line.includes('"msg":"platform sandbox connected"'));
+    expect(connected.map((line) => (JSON.parse(line) as { platform: string }).platform).sort()).toEqual(['addepar', 'black_diamond', 'orion']);
+    const sandboxUrl = (JSON.parse(connected[0]!) as { sandbox: string }).sandbox;
+    expect((await fetch(`${sandboxUrl}/_control/pushes`)).status).toBe(200);
+    const events = await database.pool.query<{ stream_id: string; event_type: string; data: Record<string, unknown> }>(
+      "SELECT stream_id, event_type, data FROM events WHERE stream_id LIKE 'connection-demo-%' ORDER BY global_position",
+    );
+    expect(events.rows.map((e) => `${e.stream_id} ${e.event_type}`)).toEqual([
+      'connection-demo-orion ConnectionInitiated',
+      'connection-demo-orion ConnectionAuthorized',
+      'connection-demo-addepar ConnectionInitiated',
+      'connection-demo-addepar ConnectionAuthorized',
+      'connection-demo-black-diamond ConnectionInitiated',
+      'connection-demo-black-diamond ConnectionAuthorized',
+    ]);
+    expect(Object.keys(events.rows[1]!.data).sort()).toEqual(['accessTokenExpiresAt', 'connectionId', 'credentialVersion', 'grantedAt']);
+    const stored = await database.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM connection_credentials');
+    expect(stored.rows[0]!.n).toBe(3);
   });
 
   it('shuts down cleanly on SIGTERM', async () => {

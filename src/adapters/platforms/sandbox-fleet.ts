@@ -1,0 +1,27 @@
+import type { Platform } from '../../domain/platforms/records.ts';
+import { platformModules } from './registry.ts';
+import type { RunningSandbox } from './sandbox-kit/index.ts';
+
+/** The three platform sandboxes `npm start` runs beside the ledger, on fixed ports so their URLs stay put. */
+export interface SandboxFleet {
+  readonly sandboxes: ReadonlyMap<Platform, RunningSandbox>;
+  close(): Promise<void>;
+}
+
+/** Ports are portBase + 1, 2, 3 in the registry's order; 0 picks free ports. */
+export async function startSandboxFleet(options: { seed: string; portBase: number }): Promise<SandboxFleet> {
+  const sandboxes = new Map<Platform, RunningSandbox>();
+  const close = async () => {
+    await Promise.all([...sandboxes.values()].map((sandbox) => sandbox.close()));
+  };
+  try {
+    for (const [index, module] of platformModules.entries()) {
+      const port = options.portBase === 0 ? 0 : options.portBase + index + 1;
+      sandboxes.set(module.platform, await module.startSandbox({ seed: `${options.seed}-${module.platform}`, port, autoApprove: true }));
+    }
+  } catch (error) {
+    await close();
+    throw error;
+  }
+  return { sandboxes, close };
+}
