@@ -4,6 +4,7 @@
  *
  *   npm run bench:fetch
  *   BENCH_SCALE=0.1 npm run bench:fetch        # a quick smoke run; figures not comparable
+ *   BENCH_PLATFORMS=orion,addepar npm run bench:fetch
  *
  * The sandbox runs in a child process (bench/sandbox-process.ts), so the figures for the fetching
  * process (this one) are its own and the two processes work on the two cores in parallel. Each
@@ -25,6 +26,7 @@ import { CredentialsChangedError, type CredentialHolder, type Credentials, type 
 const SCALE = Number(process.env.BENCH_SCALE ?? '1');
 if (!(SCALE > 0 && SCALE <= 1)) throw new Error('BENCH_SCALE must be in (0, 1]');
 const RUNS = 3;
+const ONLY = process.env.BENCH_PLATFORMS?.split(',').map((name) => name.trim());
 const HOLDINGS = Math.round(50_000 * SCALE);
 const TRANSACTIONS = Math.round(200_000 * SCALE);
 const TARGET_RECORDS_PER_SECOND = 50_000;
@@ -158,6 +160,7 @@ async function main(): Promise<void> {
   process.stderr.write(`bench:fetch: ${HOLDINGS.toLocaleString('en-US')} holdings + ${TRANSACTIONS.toLocaleString('en-US')} transactions per platform, ${RUNS} runs, ${cpus().length} cores, Node ${process.version}\n`);
   const results = new Map<string, RunResult[]>();
   for (const module of platformModules) {
+    if (ONLY !== undefined && !ONLY.includes(module.platform)) continue;
     const sandbox = await startSandboxProcess(module);
     try {
       const bootstrap = module.createAdapter({ baseUrl: sandbox.url, rateLimitScale: RATE_LIMIT_SCALE });

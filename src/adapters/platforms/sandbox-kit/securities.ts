@@ -191,8 +191,9 @@ function identifiers(index: number, country: string, securityType: SecurityType)
   return { cusip, isin: isinBody + isinCheckDigit(isinBody) };
 }
 
-// A small direct-mapped cache: hot securities are reused, memory stays fixed however large the account.
-const CACHE_SIZE = 8192;
+// A direct-mapped cache: every security of a 50,000-holding account is generated once, and memory
+// stays fixed (tens of megabytes at most) however large the account or the universe.
+const CACHE_SIZE = 65_536;
 const cache: (SandboxSecurity | undefined)[] = new Array(CACHE_SIZE);
 
 export function securityAt(index: number): SandboxSecurity {

@@ -80,15 +80,26 @@ export const DEFAULT_AS_OF = '2025-06-30';
 export const MAX_HOLDINGS_PER_ACCOUNT = 1_000_000;
 export const MAX_TRANSACTIONS_PER_ACCOUNT = 10_000_000;
 
-const PRICE_CACHE_SIZE = 8192;
+/** Prices and securities (securities.ts) are cached for this many indexes: every security of a 50,000-holding account. */
+const PRICE_CACHE_SIZE = 65_536;
 /** Transactions trade among an account's first holdings: active names, and securities that stay cached. */
 const TRADED_HOLDINGS = 2000;
 const ACCOUNT_TYPES = ['Individual', 'Joint', 'Traditional IRA', 'Roth IRA', 'Trust', '401(k)', 'SEP IRA'];
 const CUSTODIANS = ['Charles Schwab', 'Fidelity', 'Pershing', 'BNY Mellon', 'Interactive Brokers', 'State Street'];
 
-interface Quote {
-  readonly value: Decimal;
-  readonly text: string;
+/** A price as text and as minor units (generated records are priced in integers); a Decimal only when one is asked for. */
+class Quote {
+  /** The text without its point: the price texts here always carry their currency's minor units. */
+  readonly units: number;
+  private decimal: Decimal | undefined;
+
+  constructor(readonly text: string) {
+    this.units = Number(text.replace('.', ''));
+  }
+
+  get value(): Decimal {
+    return (this.decimal ??= new Dec(this.text));
+  }
 }
 
 interface HoldingOverride {
@@ -351,7 +362,7 @@ export class SandboxWorld {
     const currency = securityAt(index).currency;
     const price = this.priceOf(index).mul(factor).toDecimalPlaces(minorUnits(currency), Decimal.ROUND_HALF_UP);
     if (price.lte(0)) throw new SandboxInputError('percent', `a move of ${percent}% would leave no positive price`);
-    this.movedPrices.set(index, { value: price, text: price.toFixed(minorUnits(currency)) });
+    this.movedPrices.set(index, new Quote(price.toFixed(minorUnits(currency))));
     this.emit({ kind: 'prices_changed', securityIndex: index, changeSeq: this.bump() });
   }
 
@@ -411,7 +422,7 @@ export class SandboxWorld {
       const draws = new Draws(state.key ^ 0x1d5, index);
       const price = this.priceOf(securityIndex);
       const security = securityAt(securityIndex);
-      const quantity = generatedQuantity(security, draws);
+      const quantity = new Dec(plainText(generatedQuantity(security, draws)));
       const costBasis = quantity.mul(price).mul(550 + draws.below(800)).div(1000).toDecimalPlaces(minorUnits(security.currency), Decimal.ROUND_HALF_UP);
       state.holdingOverrides.set(index, { securityIndex, quantity, costBasis });
       state.explicitHoldingOf.set(securityIndex, index);
@@ -474,8 +485,7 @@ export class SandboxWorld {
   private baseQuote(securityIndex: number): Quote {
     const slot = securityIndex % PRICE_CACHE_SIZE;
     if (this.quoteCacheIndex[slot] === securityIndex) return this.quoteCache[slot]!;
-    const text = basePriceText(securityAt(securityIndex), this.seedKey);
-    const quote = { value: new Dec(text), text };
+    const quote = new Quote(basePriceText(securityAt(securityIndex), this.seedKey));
     this.quoteCacheIndex[slot] = securityIndex;
     this.quoteCache[slot] = quote;
     return quote;
@@ -500,29 +510,40 @@ export class SandboxWorld {
     const currency = security.currency;
     const places = minorUnits(currency);
     const quote = this.quote(securityIndex);
-    const price = quote.value;
-    let quantity: Decimal;
-    let marketValue: Decimal;
-    let costBasis: Decimal;
+    let quantity: string;
+    let marketValue: string;
+    let costBasis: string;
     if (override === undefined) {
+      // The cost basis hangs off the price before any move, so a price move leaves it alone.
       const draws = new Draws(state.key, index);
-      quantity = generatedQuantity(security, draws);
-      marketValue = quantity.mul(price);
-      const basePrice = this.movedPrices.has(securityIndex) ? this.baseQuote(securityIndex).value : price;
-      costBasis = (basePrice === price ? marketValue : quantity.mul(basePrice)).mul(permille(550 + draws.below(800)));
+      const generated = generatedQuantity(security, draws);
+      const costFactor = 550 + draws.below(800);
+      const base = this.baseQuote(securityIndex);
+      const value = generated.units * quote.units;
+      const cost = generated.units * base.units * costFactor;
+      quantity = plainText(generated);
+      if (Number.isSafeInteger(value) && Number.isSafeInteger(cost)) {
+        marketValue = fixedText(roundHalfUp(value, generated.scale), places);
+        costBasis = fixedText(roundHalfUp(cost, generated.scale + 3), places);
+      } else {
+        // Only a price moved far up leaves the exact integers: the same arithmetic in Decimal.
+        const exact = new Dec(quantity);
+        marketValue = exact.mul(quote.value).toFixed(places, Decimal.ROUND_HALF_UP);
+        costBasis = exact.mul(base.value).mul(costFactor).div(1000).toFixed(places, Decimal.ROUND_HALF_UP);
+      }
     } else {
-      quantity = override.quantity;
-      marketValue = quantity.mul(price);
-      costBasis = override.costBasis;
+      quantity = override.quantity.toFixed();
+      marketValue = override.quantity.mul(quote.value).toFixed(places, Decimal.ROUND_HALF_UP);
+      costBasis = override.costBasis.toFixed(places, Decimal.ROUND_HALF_UP);
     }
     return {
       id: `${state.account.id}-H${index + 1}`,
       accountId: state.account.id,
       security,
-      quantity: quantity.toFixed(),
+      quantity,
       price: quote.text,
-      marketValue: marketValue.toFixed(places, Decimal.ROUND_HALF_UP),
-      costBasis: costBasis.toFixed(places, Decimal.ROUND_HALF_UP),
+      marketValue,
+      costBasis,
       currency,
       asOf: this.asOf,
       seq: index + 1,
@@ -682,10 +703,11 @@ export class SandboxWorld {
       }
       const places = minorUnits(currency);
       const quantity = generatedQuantity(security, draws);
-      const price = this.baseQuote(security.index).value.mul(permille(700 + draws.below(450))).toDecimalPlaces(places, Decimal.ROUND_HALF_UP);
-      const gross = quantity.mul(price);
-      const quantityText = quantity.toFixed();
-      const priceText = price.toFixed(places);
+      // Base prices are small integers of minor units and quantities at most 5,000,000 thousandths, so every product here is exact.
+      const price = roundHalfUp(this.baseQuote(security.index).units * (700 + draws.below(450)), 3);
+      const quantityText = plainText(quantity);
+      const priceText = fixedText(price, places);
+      const gross = fixedText(roundHalfUp(quantity.units * price, quantity.scale), places);
       return {
         id,
         accountId,
@@ -696,7 +718,7 @@ export class SandboxWorld {
         security,
         quantity: quantityText,
         price: priceText,
-        amount: (type === 'BUY' ? gross.neg() : gross).toFixed(places, Decimal.ROUND_HALF_UP),
+        amount: type === 'BUY' ? `-${gross}` : gross,
         currency,
         description: `${type === 'BUY' ? 'Bought' : 'Sold'} ${quantityText} ${security.ticker} @ ${priceText}`,
         seq,
@@ -751,9 +773,33 @@ function naturalSecurity(state: AccountState, index: number): number {
 
 const FEE_DESCRIPTIONS = ['Advisory fee', 'Custody fee', 'Management fee'];
 
-/** n/1000 as a Decimal, built from its text (cheaper than a division). */
-function permille(n: number): Decimal {
-  return new Dec(`${Math.floor(n / 1000)}.${String(n % 1000).padStart(3, '0')}`);
+/** A non-negative number as an integer count of 10^-scale: generated values are computed in exact integers, not Decimals. */
+interface Scaled {
+  readonly units: number;
+  readonly scale: 0 | 3;
+}
+
+const POWERS_OF_TEN = [1, 10, 100, 1000, 10_000, 100_000, 1_000_000];
+
+/** A non-negative safe integer divided by 10^digits, rounded half up (as Decimal's ROUND_HALF_UP). */
+function roundHalfUp(units: number, digits: number): number {
+  if (digits === 0) return units;
+  const divisor = POWERS_OF_TEN[digits]!;
+  const shifted = units + divisor / 2;
+  return (shifted - (shifted % divisor)) / divisor;
+}
+
+/** Minor units as text with exactly `places` decimals. */
+function fixedText(units: number, places: number): string {
+  if (places === 0) return String(units);
+  const digits = String(units).padStart(places + 1, '0');
+  return `${digits.slice(0, -places)}.${digits.slice(-places)}`;
+}
+
+/** As Decimal writes a value: no trailing zeros after the point. */
+function plainText(value: Scaled): string {
+  if (value.scale === 0 || value.units % 1000 === 0) return String(value.units / POWERS_OF_TEN[value.scale]!);
+  return fixedText(value.units, 3).replace(/0+$/, '');
 }
 
 /** A generated cash amount from a count of minor units (whole yen, which has none). */
@@ -762,16 +808,16 @@ function cashAmount(cents: number, currency: string): string {
   return `${Math.floor(cents / 100)}.${String(cents % 100).padStart(2, '0')}`;
 }
 
-function generatedQuantity(security: SandboxSecurity, draws: Draws): Decimal {
+function generatedQuantity(security: SandboxSecurity, draws: Draws): Scaled {
   switch (security.securityType) {
     case 'mutual_fund':
-      return permille(draws.between(1_000, 5_000_000));
+      return { units: draws.between(1_000, 5_000_000), scale: 3 };
     case 'bond':
-      return new Dec(draws.between(1, 250));
+      return { units: draws.between(1, 250), scale: 0 };
     case 'cd':
-      return new Dec(draws.between(5, 100) * 1000);
+      return { units: draws.between(5, 100) * 1000, scale: 0 };
     default:
-      return new Dec(draws.between(1, 10 ** draws.between(1, 3)));
+      return { units: draws.between(1, 10 ** draws.between(1, 3)), scale: 0 };
   }
 }
 
