@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { conflictDecider, type ConflictCommand, type ConflictEvent, type ConflictState } from '../../src/domain/conflicts/conflict.ts';
+import { conflictDecider, type ConflictCommand } from '../../src/domain/conflicts/conflict.ts';
 import { DEFAULT_TOLERANCES, detectConflicts, relativeDifference, type Observation } from '../../src/domain/conflicts/detection.ts';
 import { resolveConflict, type ConflictVersion } from '../../src/domain/conflicts/resolution.ts';
-import { DomainRuleViolation } from '../../src/domain/decider.ts';
 import { Dec } from '../../src/domain/money/decimal.ts';
+import { runCommands, violationCode } from '../support/decider.ts';
 
 const hour = 3600_000;
 const obs = (connectionId: string, quantity: string, value: string, observedAt = 0): Observation => ({
@@ -79,26 +79,8 @@ describe('conflict decider', () => {
       { version: 2, connectionId: 'addepar', value: '90', observedAt: '2026-11-20T11:00:00.000Z' },
     ],
   };
-  const run = (commands: ConflictCommand[]): { events: ConflictEvent[]; state: ConflictState } => {
-    let state = conflictDecider.initialState();
-    const events: ConflictEvent[] = [];
-    for (const command of commands) {
-      for (const event of conflictDecider.decide(command, state)) {
-        events.push(event);
-        state = conflictDecider.evolve(state, event);
-      }
-    }
-    return { events, state };
-  };
-  const code = (fn: () => unknown) => {
-    try {
-      fn();
-    } catch (error) {
-      if (error instanceof DomainRuleViolation) return error.code;
-      throw error;
-    }
-    return 'no violation';
-  };
+  const run = (commands: ConflictCommand[]) => runCommands(conflictDecider, commands);
+  const code = violationCode;
 
   it('detects once, resolves automatically per strategy and names strategy, value and resolver', () => {
     const { events, state } = run([detect, detect, { kind: 'ResolveConflict', conflictId: 'k1', resolution: { strategy: 'PLATFORM_WINS' }, resolvedBy: 'system', automatic: true }]);

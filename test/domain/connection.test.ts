@@ -1,28 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { connectionDecider, type ConnectionCommand, type ConnectionEvent, type ConnectionState } from '../../src/domain/connections/connection.ts';
-import { DomainRuleViolation } from '../../src/domain/decider.ts';
+import { connectionDecider, type ConnectionCommand, type ConnectionState } from '../../src/domain/connections/connection.ts';
+import { runCommands, violationCode } from '../support/decider.ts';
 
-function run(commands: ConnectionCommand[], from: ConnectionState = connectionDecider.initialState()) {
-  let state = from;
-  const events: ConnectionEvent[] = [];
-  for (const command of commands) {
-    for (const event of connectionDecider.decide(command, state)) {
-      events.push(event);
-      state = connectionDecider.evolve(state, event);
-    }
-  }
-  return { events, state };
-}
-
-function violation(commands: ConnectionCommand[]): string {
-  try {
-    run(commands);
-  } catch (error) {
-    if (error instanceof DomainRuleViolation) return error.code;
-    throw error;
-  }
-  return 'no violation';
-}
+const run = (commands: ConnectionCommand[], from?: ConnectionState) => runCommands(connectionDecider, commands, from);
+const violation = (commands: ConnectionCommand[]) => violationCode(() => run(commands));
 
 const initiate: ConnectionCommand = { kind: 'InitiateConnection', connectionId: 'c1', ownerId: 'u1', platform: 'orion' };
 const authorize: ConnectionCommand = {

@@ -1,20 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { DomainRuleViolation } from '../../src/domain/decider.ts';
 import { portfolioDecider, type PortfolioCommand, type PortfolioEvent, type PortfolioState } from '../../src/domain/portfolio/portfolio.ts';
+import { violationCode } from '../support/decider.ts';
 
 const create: PortfolioCommand = { kind: 'CreatePortfolio', portfolioId: 'p1', ownerId: 'u1', name: 'Retirement', baseCurrency: 'USD' };
 const given = (...events: PortfolioEvent[]): PortfolioState => events.reduce(portfolioDecider.evolve, portfolioDecider.initialState());
 const created: PortfolioEvent = { type: 'PortfolioCreated', data: { portfolioId: 'p1', ownerId: 'u1', name: 'Retirement', baseCurrency: 'USD' } };
 
-function violation(run: () => unknown): string {
-  try {
-    run();
-  } catch (error) {
-    if (error instanceof DomainRuleViolation) return error.code;
-    throw error;
-  }
-  throw new Error('expected a DomainRuleViolation');
-}
+const violation = violationCode;
 
 describe('portfolio decider', () => {
   it('creates a portfolio that does not exist yet', () => {

@@ -1,36 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { DomainRuleViolation } from '../../src/domain/decider.ts';
 import type { SyncError } from '../../src/domain/platforms/sync-error.ts';
 import {
   retryDelayMs,
   retryRequest,
   syncOperationDecider,
   type SyncOperationCommand,
-  type SyncOperationEvent,
   type SyncOperationState,
 } from '../../src/domain/sync/sync-operation.ts';
+import { runCommands, violationCode } from '../support/decider.ts';
 
-function run(commands: SyncOperationCommand[], from: SyncOperationState = syncOperationDecider.initialState()) {
-  let state = from;
-  const events: SyncOperationEvent[] = [];
-  for (const command of commands) {
-    for (const event of syncOperationDecider.decide(command, state)) {
-      events.push(event);
-      state = syncOperationDecider.evolve(state, event);
-    }
-  }
-  return { events, state };
-}
-
-function violation(commands: SyncOperationCommand[], from?: SyncOperationState): string {
-  try {
-    run(commands, from);
-  } catch (error) {
-    if (error instanceof DomainRuleViolation) return error.code;
-    throw error;
-  }
-  return 'no violation';
-}
+const run = (commands: SyncOperationCommand[], from?: SyncOperationState) => runCommands(syncOperationDecider, commands, from);
+const violation = (commands: SyncOperationCommand[], from?: SyncOperationState) => violationCode(() => run(commands, from));
 
 const request: SyncOperationCommand = {
   kind: 'RequestSync',

@@ -1,20 +1,19 @@
-import type { z } from 'zod';
 import { DomainRuleViolation, type Decider, type DomainEvent } from '../decider.ts';
+import type { EventData } from '../events/catalogue.ts';
 import { Dec } from '../money/decimal.ts';
 import type { ConflictDetected, ConflictIgnored, ConflictResolved, ConflictVersionObserved } from './events.ts';
 import { resolveConflict, type ConflictVersion, type ResolutionInput } from './resolution.ts';
 
-type Data<T extends { schema: z.ZodType }> = z.infer<T['schema']>;
-type VersionData = Data<typeof ConflictVersionObserved>['version'];
+type VersionData = EventData<typeof ConflictVersionObserved>['version'];
 
 export type ConflictEvent =
-  | DomainEvent<'ConflictDetected', Data<typeof ConflictDetected>>
-  | DomainEvent<'ConflictVersionObserved', Data<typeof ConflictVersionObserved>>
-  | DomainEvent<'ConflictResolved', Data<typeof ConflictResolved>>
-  | DomainEvent<'ConflictIgnored', Data<typeof ConflictIgnored>>;
+  | DomainEvent<'ConflictDetected', EventData<typeof ConflictDetected>>
+  | DomainEvent<'ConflictVersionObserved', EventData<typeof ConflictVersionObserved>>
+  | DomainEvent<'ConflictResolved', EventData<typeof ConflictResolved>>
+  | DomainEvent<'ConflictIgnored', EventData<typeof ConflictIgnored>>;
 
 export type ConflictCommand =
-  | ({ readonly kind: 'DetectConflict' } & Data<typeof ConflictDetected>)
+  | ({ readonly kind: 'DetectConflict' } & EventData<typeof ConflictDetected>)
   | { readonly kind: 'ObserveConflictVersion'; readonly conflictId: string; readonly connectionId: string; readonly value: string; readonly observedAt: string }
   | { readonly kind: 'ResolveConflict'; readonly conflictId: string; readonly resolution: ResolutionInput; readonly resolvedBy: string; readonly automatic: boolean }
   | { readonly kind: 'IgnoreConflict'; readonly conflictId: string; readonly ignoredBy: string; readonly reason?: string };
@@ -23,9 +22,9 @@ export type ConflictState =
   | { readonly status: 'absent' }
   | {
       readonly status: 'open' | 'resolved' | 'ignored';
-      readonly detected: Data<typeof ConflictDetected>;
+      readonly detected: EventData<typeof ConflictDetected>;
       readonly versions: readonly VersionData[];
-      readonly resolution?: Data<typeof ConflictResolved>;
+      readonly resolution?: EventData<typeof ConflictResolved>;
     };
 
 export const conflictStreamId = (conflictId: string) => `conflict-${conflictId}`;

@@ -1,5 +1,5 @@
-import type { z } from 'zod';
 import { DomainRuleViolation, type Decider, type DomainEvent } from '../decider.ts';
+import type { EventData } from '../events/catalogue.ts';
 import type { Platform } from '../platforms/records.ts';
 import type { SyncError } from '../platforms/sync-error.ts';
 import type {
@@ -12,15 +12,14 @@ import type {
   ConnectionSettingsChanged,
 } from './events.ts';
 
-type Data<T extends { schema: z.ZodType }> = z.infer<T['schema']>;
 
 export type ConnectionEvent =
-  | DomainEvent<'ConnectionInitiated', Data<typeof ConnectionInitiated>>
-  | DomainEvent<'ConnectionAuthorized', Data<typeof ConnectionAuthorized>>
-  | DomainEvent<'ConnectionSettingsChanged', Data<typeof ConnectionSettingsChanged>>
-  | DomainEvent<'ConnectionCredentialsRenewed', Data<typeof ConnectionCredentialsRenewed>>
-  | DomainEvent<'ConnectionErrorRecorded', Data<typeof ConnectionErrorRecorded>>
-  | DomainEvent<'ConnectionDisconnected', Data<typeof ConnectionDisconnected>>;
+  | DomainEvent<'ConnectionInitiated', EventData<typeof ConnectionInitiated>>
+  | DomainEvent<'ConnectionAuthorized', EventData<typeof ConnectionAuthorized>>
+  | DomainEvent<'ConnectionSettingsChanged', EventData<typeof ConnectionSettingsChanged>>
+  | DomainEvent<'ConnectionCredentialsRenewed', EventData<typeof ConnectionCredentialsRenewed>>
+  | DomainEvent<'ConnectionErrorRecorded', EventData<typeof ConnectionErrorRecorded>>
+  | DomainEvent<'ConnectionDisconnected', EventData<typeof ConnectionDisconnected>>;
 
 type CredentialRef = { readonly credentialVersion: number; readonly accessTokenExpiresAt: string; readonly grantedAt: string };
 

@@ -1,5 +1,8 @@
 import { z } from 'zod';
 
+/** The data type of an event definition, as its schema parses it. */
+export type EventData<T extends { readonly schema: z.ZodType }> = z.infer<T['schema']>;
+
 /** Turns the data of schema version `from` into the data of version `from + 1`. */
 export type Upcaster = (data: unknown) => unknown;
 

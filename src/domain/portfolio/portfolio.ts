@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import { DomainRuleViolation, type Decider, type DomainEvent } from '../decider.ts';
+import type { EventData } from '../events/catalogue.ts';
 import { Dec } from '../money/decimal.ts';
 import type {
   ConflictTolerancesSchema,
@@ -10,16 +11,15 @@ import type {
   PortfolioTolerancesChanged,
 } from './events.ts';
 
-type Data<T extends { schema: z.ZodType }> = z.infer<T['schema']>;
-type Link = Omit<Data<typeof PortfolioConnectionLinked>, 'portfolioId'>;
+type Link = Omit<EventData<typeof PortfolioConnectionLinked>, 'portfolioId'>;
 export type ConflictTolerancesData = z.infer<typeof ConflictTolerancesSchema>;
 
 export type PortfolioEvent =
-  | DomainEvent<'PortfolioCreated', Data<typeof PortfolioCreated>>
-  | DomainEvent<'PortfolioRenamed', Data<typeof PortfolioRenamed>>
-  | DomainEvent<'PortfolioConnectionLinked', Data<typeof PortfolioConnectionLinked>>
-  | DomainEvent<'PortfolioConnectionUnlinked', Data<typeof PortfolioConnectionUnlinked>>
-  | DomainEvent<'PortfolioTolerancesChanged', Data<typeof PortfolioTolerancesChanged>>;
+  | DomainEvent<'PortfolioCreated', EventData<typeof PortfolioCreated>>
+  | DomainEvent<'PortfolioRenamed', EventData<typeof PortfolioRenamed>>
+  | DomainEvent<'PortfolioConnectionLinked', EventData<typeof PortfolioConnectionLinked>>
+  | DomainEvent<'PortfolioConnectionUnlinked', EventData<typeof PortfolioConnectionUnlinked>>
+  | DomainEvent<'PortfolioTolerancesChanged', EventData<typeof PortfolioTolerancesChanged>>;
 
 export type PortfolioCommand =
   | { readonly kind: 'CreatePortfolio'; readonly portfolioId: string; readonly ownerId: string; readonly name: string; readonly baseCurrency: string }

@@ -1,20 +1,19 @@
-import type { z } from 'zod';
 import { DomainRuleViolation, type Decider, type DomainEvent } from '../decider.ts';
+import type { EventData } from '../events/catalogue.ts';
 import type { DataType } from '../platforms/records.ts';
 import type { SyncError } from '../platforms/sync-error.ts';
 import type { SyncCompleted, SyncCounts, SyncErrorsRecorded, SyncFailed, SyncProgressed, SyncRequested, SyncRetried, SyncStarted } from './events.ts';
 
-type Data<T extends { schema: z.ZodType }> = z.infer<T['schema']>;
-type Request = Data<typeof SyncRequested>;
+type Request = EventData<typeof SyncRequested>;
 
 export type SyncOperationEvent =
   | DomainEvent<'SyncRequested', Request>
-  | DomainEvent<'SyncStarted', Data<typeof SyncStarted>>
-  | DomainEvent<'SyncProgressed', Data<typeof SyncProgressed>>
-  | DomainEvent<'SyncErrorsRecorded', Data<typeof SyncErrorsRecorded>>
-  | DomainEvent<'SyncCompleted', Data<typeof SyncCompleted>>
-  | DomainEvent<'SyncFailed', Data<typeof SyncFailed>>
-  | DomainEvent<'SyncRetried', Data<typeof SyncRetried>>;
+  | DomainEvent<'SyncStarted', EventData<typeof SyncStarted>>
+  | DomainEvent<'SyncProgressed', EventData<typeof SyncProgressed>>
+  | DomainEvent<'SyncErrorsRecorded', EventData<typeof SyncErrorsRecorded>>
+  | DomainEvent<'SyncCompleted', EventData<typeof SyncCompleted>>
+  | DomainEvent<'SyncFailed', EventData<typeof SyncFailed>>
+  | DomainEvent<'SyncRetried', EventData<typeof SyncRetried>>;
 
 export type SyncOperationCommand =
   | ({ readonly kind: 'RequestSync' } & Request)
