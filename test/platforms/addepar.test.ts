@@ -10,6 +10,16 @@ import {
   type PlatformAdapter,
 } from '../../src/ports/platform-adapter.ts';
 import addepar, { API_ROOT, JSON_API, SANDBOX_FIRM_ID, SANDBOX_REDIRECT_URI, sandboxApiKey } from '../../src/adapters/platforms/addepar/index.ts';
+import {
+  RowSecurityCache,
+  SecurityBook,
+  checkedPosition,
+  checkedSecurityEntity,
+  checkedTransaction,
+  mapPosition,
+  mapSecurityEntity,
+  mapTransaction,
+} from '../../src/adapters/platforms/addepar/mapping.ts';
 import type { RunningSandbox, SandboxHolding, SandboxTransaction } from '../../src/adapters/platforms/sandbox-kit/index.ts';
 
 /** A connection's credentials in memory, with the compare-and-swap the vault gives. */
@@ -180,6 +190,88 @@ describe('Addepar sandbox and adapter', () => {
         next = page.links.next;
       }
       expect(ids).toEqual([...sandbox.world.holdings('ALICE-2')].map((holding) => holding.id));
+    });
+
+    it('the direct mapping path agrees with the schema path on every record served and on edge cases', async () => {
+      const key = sandboxApiKey(owner);
+      const auth = `Basic ${Buffer.from(`${key.apiKey}:${key.apiSecret}`).toString('base64')}`;
+      type Resource = { id: string; type: string; attributes: Record<string, unknown>; relationships: Record<string, { data: { type: string; id: string } | null }> };
+      const page = (await (await raw(sandbox, '/v1/positions?filter[owner_ids]=ALICE-1&include=owned&page[limit]=2000', { auth })).json()) as { data: Resource[]; included: Resource[] };
+      const position = page.data[0]!;
+      const entity = page.included[0]!;
+      const positionVariant = (attributes: Record<string, unknown>, rest: Partial<Resource> = {}) => ({ ...position, ...rest, attributes: { ...position.attributes, ...attributes } });
+      const entityVariant = (attributes: Record<string, unknown>) => ({ ...entity, attributes: { ...entity.attributes, ...attributes } });
+      const entityVariants = [
+        ...page.included,
+        entityVariant({ cusip: '037833101' }),
+        entityVariant({ isin: 'US0378331006' }),
+        entityVariant({ ticker_symbol: 'aapl' }),
+        entityVariant({ ticker_symbol: null, cusip: null, isin: '' }),
+        entityVariant({ display_name: '', original_name: '' }),
+        entityVariant({ model_type: 'WARRANT', asset_class: 'equity' }),
+        entityVariant({ asset_class: 'Crypto' }),
+        entityVariant({ original_name: 7 }),
+        { ...entity, type: 'positions' },
+      ];
+      for (const variant of entityVariants) expect(mapSecurityEntity(variant), variant.id).toEqual(checkedSecurityEntity(variant));
+
+      const book = new SecurityBook();
+      book.load([...page.included, entityVariant({ cusip: '037833101' })].map((candidate, i) => (i === page.included.length ? { ...candidate, id: 'bad-cusip' } : candidate)));
+      const owned = (id: string) => ({ relationships: { ...position.relationships, owned: { data: { type: 'entities', id } } } });
+      const positionVariants = [
+        ...page.data,
+        positionVariant({ units: '12.50', price: 1e-7, value: 1e21 }),
+        positionVariant({ units: ' 5' }),
+        positionVariant({ units: '' }),
+        positionVariant({ cost_basis: null }),
+        positionVariant({ cost_basis: '' }),
+        positionVariant({ currency: 'usd' }),
+        positionVariant({ currency: 'ABC' }),
+        positionVariant({ as_of_date: '2025-02-30' }),
+        positionVariant({ name: undefined }),
+        positionVariant({}, { id: '' }),
+        positionVariant({}, { type: 'entities' }),
+        positionVariant({}, { relationships: { ...position.relationships, owner: { data: null } } }),
+        positionVariant({}, owned('not-included')),
+        positionVariant({}, owned('bad-cusip')),
+      ];
+      for (const variant of positionVariants) expect(mapPosition(variant, book), variant.id).toEqual(checkedPosition(variant, book));
+
+      const query = (await (
+        await raw(sandbox, '/v1/transactions/query', {
+          method: 'POST',
+          auth,
+          headers: { 'content-type': JSON_API },
+          body: JSON.stringify({ data: { type: 'transaction_query', attributes: { portfolio_type: 'ENTITY', portfolio_id: ['ALICE-1'], start_date: '1900-01-01' } } }),
+        })
+      ).json()) as { data: Resource[] };
+      const rows = query.data.map((resource): Record<string, unknown> => ({ ...resource.attributes, id: resource.id, owner_id: resource.relationships.owner!.data!.id }));
+      // An export's rows carry every value as text, an empty cell as absent.
+      const exported = rows.map((row) => Object.fromEntries(Object.entries(row).flatMap(([column, value]) => (value === null || value === undefined || value === '' ? [] : [[column, String(value)]]))));
+      const bought = rows.find((row) => row['type'] === 'buy')!;
+      const rowVariant = (changes: Record<string, unknown>) => ({ ...bought, ...changes });
+      const transactionVariants = [
+        ...rows,
+        ...exported,
+        rowVariant({ units: '' }),
+        rowVariant({ units: null, price: null }),
+        rowVariant({ amount: '1e5' }),
+        rowVariant({ amount: 12.5, units: '3' }),
+        rowVariant({ type: 'mystery' }),
+        rowVariant({ status: 'weird' }),
+        rowVariant({ trade_date: 'yesterday' }),
+        rowVariant({ settle_date: '' }),
+        rowVariant({ settle_date: '2025-13-01' }),
+        rowVariant({ currency: 'usd' }),
+        rowVariant({ description: 12 }),
+        rowVariant({ description: '' }),
+        rowVariant({ modified_at: undefined }),
+        rowVariant({ cusip: '037833101' }),
+        rowVariant({ ticker_symbol: 'brk.b' }),
+        rowVariant({ security_name: null, ticker_symbol: null, cusip: null, isin: null }),
+        rowVariant({ owner_id: '' }),
+      ];
+      for (const variant of transactionVariants) expect(mapTransaction(variant, new RowSecurityCache()), String(variant['id'])).toEqual(checkedTransaction(variant, new RowSecurityCache()));
     });
 
     it('enforces the per-firm limit with 429 and X-RateLimit-Retry-After', async () => {

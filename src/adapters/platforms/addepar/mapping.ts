@@ -1,9 +1,12 @@
+import type { Decimal } from 'decimal.js';
+import { CurrencySchema } from '../../../domain/money/currency.ts';
 import { Dec } from '../../../domain/money/decimal.ts';
 import {
   AccountRecordSchema,
   AnalyticsRecordSchema,
   AssetClassSchema,
   HoldingRecordSchema,
+  IsoDateSchema,
   PerformanceRecordSchema,
   SecuritySchema,
   TransactionRecordSchema,
@@ -18,6 +21,7 @@ import {
   type TransactionRecord,
 } from '../../../domain/platforms/records.ts';
 import type { SyncError, SyncErrorCode } from '../../../domain/platforms/sync-error.ts';
+import { isValidCusip, isValidIsin } from '../../../domain/securities/identifiers.ts';
 import type { Fetched } from '../../../ports/platform-adapter.ts';
 import {
   ACCOUNT_MODEL_TYPE,
@@ -37,7 +41,9 @@ import {
 
 /**
  * Addepar payloads → canonical records. Pure: every function answers a record or one SyncError
- * naming the record, never throws for bad data.
+ * naming the record, never throws for bad data. Positions, their securities and transaction rows,
+ * the records a fetch has by the hundred thousand, first try a direct path (see the end of this
+ * file); what it does not take goes through the schemas, which take it or name the fault.
  */
 
 type Issue = { readonly path: readonly PropertyKey[]; readonly message: string };
@@ -138,7 +144,7 @@ function securityOf(fields: SecurityFields): { ok: true; security: Security } | 
  */
 export class SecurityBook {
   private readonly raw = new Map<string, unknown>();
-  private readonly mapped = new Map<string, ReturnType<typeof securityOf>>();
+  private readonly mapped = new Map<string, SecurityVerdict>();
 
   /** Replaces the book with a new page's included entities. */
   load(included: readonly unknown[] | undefined): void {
@@ -147,21 +153,31 @@ export class SecurityBook {
     for (const entity of included ?? []) this.raw.set(resourceId(entity), entity);
   }
 
-  security(entityId: string): ReturnType<typeof securityOf> {
+  security(entityId: string): SecurityVerdict {
     let result = this.mapped.get(entityId);
     if (result === undefined) {
       const raw = this.raw.get(entityId);
-      const parsed = SecurityEntitySchema.safeParse(raw);
-      if (raw === undefined) result = { ok: false, issues: [{ path: ['relationships', 'owned'], message: `names entity ${entityId}, which the page does not include` }] };
-      else if (!parsed.success) result = { ok: false, issues: parsed.error.issues.map((issue) => ({ path: ['owned', ...issue.path], message: issue.message })) };
-      else {
-        const a = parsed.data.attributes;
-        result = securityOf({ name: optionalText(a.display_name) ?? a.original_name, ticker: a.ticker_symbol, cusip: a.cusip, isin: a.isin, assetClass: a.asset_class, modelType: a.model_type });
-      }
+      result = raw === undefined ? { ok: false, issues: [{ path: ['relationships', 'owned'], message: `names entity ${entityId}, which the page does not include` }] } : mapSecurityEntity(raw);
       this.mapped.set(entityId, result);
     }
     return result;
   }
+}
+
+type SecurityVerdict = ReturnType<typeof securityOf>;
+
+/** An owned entity → its security, or what is wrong with it (the path named from the position). */
+export function mapSecurityEntity(raw: unknown): SecurityVerdict {
+  const direct = directSecurity(raw);
+  return direct === undefined ? checkedSecurityEntity(raw) : { ok: true, security: direct };
+}
+
+/** The schema path of mapSecurityEntity. */
+export function checkedSecurityEntity(raw: unknown): SecurityVerdict {
+  const parsed = SecurityEntitySchema.safeParse(raw);
+  if (!parsed.success) return { ok: false, issues: parsed.error.issues.map((issue) => ({ path: ['owned', ...issue.path], message: issue.message })) };
+  const a = parsed.data.attributes;
+  return securityOf({ name: optionalText(a.display_name) ?? a.original_name, ticker: a.ticker_symbol, cusip: a.cusip, isin: a.isin, assetClass: a.asset_class, modelType: a.model_type });
 }
 
 const HoldingWithoutSecurity = HoldingRecordSchema.omit({ security: true });
@@ -169,6 +185,12 @@ const TransactionWithoutSecurity = TransactionRecordSchema.omit({ security: true
 
 /** A position (with its owned security from the book) → HoldingRecord. */
 export function mapPosition(raw: unknown, securities: SecurityBook): Mapped<HoldingRecord> {
+  const direct = directPosition(raw, securities);
+  return direct === undefined ? checkedPosition(raw, securities) : record(direct);
+}
+
+/** The schema path of mapPosition: every position it takes or refuses, with the reason. */
+export function checkedPosition(raw: unknown, securities: SecurityBook): Mapped<HoldingRecord> {
   const id = resourceId(raw);
   const parsed = PositionSchema.safeParse(raw);
   if (!parsed.success) return failure(id, 'position', parsed.error.issues);
@@ -216,6 +238,12 @@ const hasSecurity = (row: TransactionRow): boolean => Boolean(optionalText(row.t
 
 /** A transaction row (query answer attributes or an export line) → TransactionRecord. */
 export function mapTransaction(raw: unknown, securities: RowSecurityCache): Mapped<TransactionRecord> {
+  const direct = directTransaction(raw, securities);
+  return direct === undefined ? checkedTransaction(raw, securities) : record(direct);
+}
+
+/** The schema path of mapTransaction: every row it takes or refuses, with the reason. */
+export function checkedTransaction(raw: unknown, securities: RowSecurityCache): Mapped<TransactionRecord> {
   const id = resourceId(raw);
   const parsed = TransactionRowSchema.safeParse(raw);
   if (!parsed.success) return failure(id, 'transaction', parsed.error.issues);
@@ -314,4 +342,140 @@ export function mapBenchmarkComparison(accountId: string, benchmarkId: string, r
     benchmarkReturn: columnText(row, COLUMNS.benchmarkReturn),
     excessReturn: columnText(row, COLUMNS.excessReturn),
   });
+}
+
+// ---- the direct path ---------------------------------------------------------------------------
+//
+// Builds the canonical record straight from the payload and takes it only when every check the
+// wire schema and the canonical schema make passes (identifiers by their check digits, currencies
+// and dates through the schemas themselves, cached); anything else returns undefined and goes the
+// schema path, which takes it too or names the fault. So the direct path can only be stricter
+// than the schemas, never looser, and a test holds the two paths to the same output.
+
+type Json = Readonly<Record<string, unknown>>;
+
+const DECIMAL_TEXT = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?$/;
+/** SecuritySchema's ticker pattern. */
+const TICKER = /^[A-Z0-9][A-Z0-9.\-/ ]{0,19}$/;
+const MAX_ID_LENGTH = 200;
+
+/** Schema verdicts on values that repeat from record to record (dates, currencies), bounded. */
+class VerdictCache {
+  private readonly verdicts = new Map<string, boolean>();
+  constructor(private readonly check: (value: string) => boolean) {}
+  ok(value: string): boolean {
+    let ok = this.verdicts.get(value);
+    if (ok === undefined) {
+      ok = this.check(value);
+      if (this.verdicts.size >= 10_000) this.verdicts.clear();
+      this.verdicts.set(value, ok);
+    }
+    return ok;
+  }
+}
+const dates = new VerdictCache((value) => IsoDateSchema.safeParse(value).success);
+const currencies = new VerdictCache((value) => CurrencySchema.safeParse(value).success);
+
+const isObject = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value);
+/** The wire schemas' optional text: a string, null or absent. */
+const isText = (value: unknown): value is string | null | undefined => value == null || typeof value === 'string';
+
+function directId(value: unknown): string | undefined {
+  return typeof value === 'string' && value.length > 0 && value.length <= MAX_ID_LENGTH ? value : undefined;
+}
+
+/** An AddeparNumber as the canonical schema takes it, or undefined. */
+function directDecimal(value: unknown): Decimal | undefined {
+  if (typeof value === 'number') return Number.isFinite(value) ? new Dec(decimalTextOf(value)) : undefined;
+  return typeof value === 'string' && DECIMAL_TEXT.test(value) ? new Dec(value) : undefined;
+}
+
+/** null when absent, undefined when not taken. */
+function directOptionalDecimal(value: unknown): Decimal | null | undefined {
+  return value == null ? null : directDecimal(value);
+}
+
+/** A ToOne relationship's resource id, or undefined. */
+function relatedId(relationship: unknown): string | undefined {
+  if (!isObject(relationship)) return undefined;
+  const data = relationship.data;
+  return isObject(data) && typeof data.type === 'string' ? directId(data.id) : undefined;
+}
+
+/** What securityOf gives for these fields when SecuritySchema takes them; undefined otherwise. */
+function directSecurityOf(fields: SecurityFields): Security | undefined {
+  const ticker = optionalText(fields.ticker);
+  const cusip = optionalText(fields.cusip);
+  const isin = optionalText(fields.isin);
+  if (ticker === undefined && cusip === undefined && isin === undefined) return undefined;
+  if ((ticker !== undefined && !TICKER.test(ticker)) || (cusip !== undefined && !isValidCusip(cusip)) || (isin !== undefined && !isValidIsin(isin)) || fields.name.length === 0) return undefined;
+  const assetClass = fields.assetClass ? (ASSET_CLASS_BY_LABEL.get(fields.assetClass) ?? (AssetClassSchema.safeParse(fields.assetClass).success ? (fields.assetClass as AssetClass) : 'other')) : 'other';
+  const securityType = fields.modelType ? (SECURITY_TYPE_BY_MODEL.get(fields.modelType) ?? 'other') : 'other';
+  return { ticker, cusip, isin, name: fields.name, assetClass, securityType };
+}
+
+/** An owned entity of a page's `included` → its security, when both schemas would take it. */
+function directSecurity(raw: unknown): Security | undefined {
+  if (!isObject(raw) || raw.type !== 'entities' || typeof raw.id !== 'string' || raw.id === '' || !isObject(raw.attributes)) return undefined;
+  const a = raw.attributes;
+  if (typeof a.original_name !== 'string' || typeof a.model_type !== 'string') return undefined;
+  if (!isText(a.display_name) || !isText(a.ticker_symbol) || !isText(a.cusip) || !isText(a.isin) || !isText(a.asset_class) || !isText(a.currency_factor)) return undefined;
+  return directSecurityOf({ name: optionalText(a.display_name) ?? a.original_name, ticker: a.ticker_symbol, cusip: a.cusip, isin: a.isin, assetClass: a.asset_class, modelType: a.model_type });
+}
+
+function directPosition(raw: unknown, securities: SecurityBook): HoldingRecord | undefined {
+  if (!isObject(raw) || raw.type !== 'positions' || !isObject(raw.attributes) || !isObject(raw.relationships)) return undefined;
+  const platformRecordId = directId(raw.id);
+  const platformAccountId = relatedId(raw.relationships.owner);
+  const ownedId = relatedId(raw.relationships.owned);
+  const a = raw.attributes;
+  if (platformRecordId === undefined || platformAccountId === undefined || ownedId === undefined || typeof a.name !== 'string') return undefined;
+  const quantity = directDecimal(a.units);
+  const price = directDecimal(a.price);
+  const marketValue = directDecimal(a.value);
+  const costBasis = directOptionalDecimal(a.cost_basis);
+  if (quantity === undefined || price === undefined || marketValue === undefined || costBasis === undefined) return undefined;
+  if (typeof a.currency !== 'string' || !currencies.ok(a.currency) || typeof a.as_of_date !== 'string' || !dates.ok(a.as_of_date)) return undefined;
+  const security = securities.security(ownedId);
+  if (!security.ok) return undefined;
+  return { platformRecordId, platformAccountId, security: security.security, quantity, price, marketValue, costBasis: costBasis ?? undefined, currency: a.currency, asOf: a.as_of_date };
+}
+
+function directTransaction(raw: unknown, securities: RowSecurityCache): TransactionRecord | undefined {
+  if (!isObject(raw)) return undefined;
+  const platformRecordId = directId(raw.id);
+  const platformAccountId = directId(raw.owner_id);
+  const type = typeof raw.type === 'string' ? TRANSACTION_TYPE_BY_NAME.get(raw.type) : undefined;
+  const status = typeof raw.status === 'string' ? STATUS_BY_NAME.get(raw.status) : undefined;
+  if (platformRecordId === undefined || platformAccountId === undefined || type === undefined || status === undefined || typeof raw.modified_at !== 'string') return undefined;
+  if (typeof raw.trade_date !== 'string' || !dates.ok(raw.trade_date) || !isText(raw.settle_date) || typeof raw.currency !== 'string' || !currencies.ok(raw.currency)) return undefined;
+  const settleDate = optionalText(raw.settle_date);
+  if (settleDate !== undefined && !dates.ok(settleDate)) return undefined;
+  if (!isText(raw.security_name) || !isText(raw.ticker_symbol) || !isText(raw.cusip) || !isText(raw.isin) || !isText(raw.asset_class) || !isText(raw.security_model_type) || !isText(raw.description)) return undefined;
+  const quantity = directOptionalDecimal(raw.units);
+  const price = directOptionalDecimal(raw.price);
+  const amount = directDecimal(raw.amount);
+  if (quantity === undefined || price === undefined || amount === undefined) return undefined;
+  const row = raw as TransactionRow;
+  let security: Security | undefined;
+  if (hasSecurity(row)) {
+    const mapped = securities.security(row);
+    if (!mapped.ok) return undefined;
+    security = mapped.security;
+  }
+  const description = optionalText(raw.description);
+  return {
+    platformRecordId,
+    platformAccountId,
+    type,
+    status,
+    tradeDate: raw.trade_date,
+    settleDate,
+    quantity: quantity ?? undefined,
+    price: price ?? undefined,
+    amount,
+    currency: raw.currency,
+    description,
+    ...(security === undefined ? {} : { security }),
+  };
 }
