@@ -219,19 +219,26 @@ export function checkedPosition(raw: unknown, securities: SecurityBook): Mapped<
  * stays flat in memory.
  */
 export class RowSecurityCache {
-  private readonly entries = new Map<string, ReturnType<typeof securityOf>>();
+  /** By the row's first identifier; an entry serves a row only when all six columns match. */
+  private readonly entries = new Map<string, { readonly columns: SecurityColumns; readonly result: SecurityVerdict }>();
   constructor(private readonly capacity = 20_000) {}
 
-  security(row: TransactionRow): ReturnType<typeof securityOf> {
-    const key = `${row.security_name}\u0000${row.ticker_symbol}\u0000${row.cusip}\u0000${row.isin}\u0000${row.asset_class}\u0000${row.security_model_type}`;
-    let result = this.entries.get(key);
-    if (result === undefined) {
-      result = securityOf({ name: row.security_name ?? '', ticker: row.ticker_symbol, cusip: row.cusip, isin: row.isin, assetClass: row.asset_class, modelType: row.security_model_type });
-      if (this.entries.size >= this.capacity) this.entries.clear();
-      this.entries.set(key, result);
-    }
+  security(row: TransactionRow): SecurityVerdict {
+    const key = row.isin ?? row.cusip ?? row.ticker_symbol ?? row.security_name ?? '';
+    const entry = this.entries.get(key);
+    if (entry !== undefined && sameSecurityColumns(entry.columns, row)) return entry.result;
+    const result = securityOf({ name: row.security_name ?? '', ticker: row.ticker_symbol, cusip: row.cusip, isin: row.isin, assetClass: row.asset_class, modelType: row.security_model_type });
+    if (this.entries.size >= this.capacity) this.entries.clear();
+    const { isin, cusip, ticker_symbol, security_name, asset_class, security_model_type } = row;
+    this.entries.set(key, { columns: { isin, cusip, ticker_symbol, security_name, asset_class, security_model_type }, result });
     return result;
   }
+}
+
+type SecurityColumns = Pick<TransactionRow, 'isin' | 'cusip' | 'ticker_symbol' | 'security_name' | 'asset_class' | 'security_model_type'>;
+
+function sameSecurityColumns(a: SecurityColumns, b: SecurityColumns): boolean {
+  return a.isin === b.isin && a.cusip === b.cusip && a.ticker_symbol === b.ticker_symbol && a.security_name === b.security_name && a.asset_class === b.asset_class && a.security_model_type === b.security_model_type;
 }
 
 const hasSecurity = (row: TransactionRow): boolean => Boolean(optionalText(row.ticker_symbol) ?? optionalText(row.cusip) ?? optionalText(row.isin) ?? optionalText(row.security_name));
