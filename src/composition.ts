@@ -14,9 +14,10 @@ import type { EventCatalogue } from './domain/events/catalogue.ts';
 import { ledgerCatalogue } from './domain/ledger-catalogue.ts';
 import { auditLogProjector } from './projections/audit-log.ts';
 import type { Projector } from './projections/projector.ts';
+import { sourceRecordsProjector } from './projections/source-records.ts';
 import { streamCatalogueProjector } from './projections/stream-catalogue.ts';
 
-export const projectors: readonly Projector[] = [auditLogProjector, streamCatalogueProjector];
+export const projectors: readonly Projector[] = [auditLogProjector, streamCatalogueProjector, sourceRecordsProjector];
 
 /** The database the embedded server holds the ledger in (its `postgres` database stays for admin). */
 const EMBEDDED_DATABASE = 'ledger';

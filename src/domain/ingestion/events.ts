@@ -37,7 +37,17 @@ export const SourceRecordRemoved = defineEvent({
   schema: z.object(Observation),
 });
 
-export const ingestionEventDefinitions = [SourceRecordObserved, SourceRecordChanged, SourceRecordRemoved];
+/**
+ * Where an incremental fetch of one account resumes: the platform's change cursor after a sync
+ * (transactions). Kept in the log so that the next sync pulls only what changed since.
+ */
+export const SourceCursorAdvanced = defineEvent({
+  type: 'SourceCursorAdvanced',
+  version: 1,
+  schema: z.object({ connectionId: Id, dataType: DataTypeSchema, platformAccountId: Id, operationId: Id, cursor: z.string().min(1).max(2000) }),
+});
+
+export const ingestionEventDefinitions = [SourceRecordObserved, SourceRecordChanged, SourceRecordRemoved, SourceCursorAdvanced];
 
 /** One stream per connection and data type: a sync of one data type has a single writer. */
 export const sourceStreamId = (connectionId: string, dataType: string) => `source-${connectionId}.${dataType}`;
