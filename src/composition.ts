@@ -13,11 +13,21 @@ import type { Config } from './config.ts';
 import type { EventCatalogue } from './domain/events/catalogue.ts';
 import { ledgerCatalogue } from './domain/ledger-catalogue.ts';
 import { auditLogProjector } from './projections/audit-log.ts';
+import { consolidationProjector } from './projections/consolidation.ts';
+import { fxRatesProjector } from './projections/fx-rates.ts';
 import type { Projector } from './projections/projector.ts';
 import { sourceRecordsProjector } from './projections/source-records.ts';
 import { streamCatalogueProjector } from './projections/stream-catalogue.ts';
+import { syncOperationsProjector } from './projections/sync-operations.ts';
 
-export const projectors: readonly Projector[] = [auditLogProjector, streamCatalogueProjector, sourceRecordsProjector];
+export const projectors: readonly Projector[] = [
+  auditLogProjector,
+  streamCatalogueProjector,
+  sourceRecordsProjector,
+  fxRatesProjector,
+  syncOperationsProjector,
+  consolidationProjector,
+];
 
 /** The database the embedded server holds the ledger in (its `postgres` database stays for admin). */
 const EMBEDDED_DATABASE = 'ledger';

@@ -1,6 +1,7 @@
 import { conflictEventDefinitions } from './conflicts/events.ts';
 import { connectionEventDefinitions } from './connections/events.ts';
 import { EventCatalogue, type EventDefinition } from './events/catalogue.ts';
+import { fxEventDefinitions } from './fx/events.ts';
 import { ingestionEventDefinitions } from './ingestion/events.ts';
 import { portfolioEventDefinitions } from './portfolio/events.ts';
 import { syncEventDefinitions } from './sync/events.ts';
@@ -12,6 +13,7 @@ export const ledgerEventDefinitions: readonly EventDefinition[] = [
   ...syncEventDefinitions,
   ...ingestionEventDefinitions,
   ...conflictEventDefinitions,
+  ...fxEventDefinitions,
 ];
 
 export const ledgerCatalogue = new EventCatalogue(ledgerEventDefinitions);
