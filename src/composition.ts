@@ -16,9 +16,11 @@ import { auditLogProjector } from './projections/audit-log.ts';
 import { consolidationProjector } from './projections/consolidation.ts';
 import { fxRatesProjector } from './projections/fx-rates.ts';
 import type { Projector } from './projections/projector.ts';
+import { performanceMetricsProjector, taxLotsProjector } from './projections/source-details.ts';
 import { sourceRecordsProjector } from './projections/source-records.ts';
 import { streamCatalogueProjector } from './projections/stream-catalogue.ts';
 import { syncOperationsProjector } from './projections/sync-operations.ts';
+import { transactionsProjector } from './projections/transactions.ts';
 
 export const projectors: readonly Projector[] = [
   auditLogProjector,
@@ -27,6 +29,9 @@ export const projectors: readonly Projector[] = [
   fxRatesProjector,
   syncOperationsProjector,
   consolidationProjector,
+  transactionsProjector,
+  performanceMetricsProjector,
+  taxLotsProjector,
 ];
 
 /** The database the embedded server holds the ledger in (its `postgres` database stays for admin). */

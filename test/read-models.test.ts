@@ -11,11 +11,13 @@ import { ledgerCatalogue } from '../src/domain/ledger-catalogue.ts';
 import { consolidationProjector } from '../src/projections/consolidation.ts';
 import { fxRatesProjector } from '../src/projections/fx-rates.ts';
 import type { Projector } from '../src/projections/projector.ts';
+import { performanceMetricsProjector, taxLotsProjector } from '../src/projections/source-details.ts';
 import { syncOperationsProjector } from '../src/projections/sync-operations.ts';
+import { transactionsProjector } from '../src/projections/transactions.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
-import { holdingWire, syncHoldings } from './support/ledger-events.ts';
+import { appendSourceRecords, holdingWire, syncHoldings } from './support/ledger-events.ts';
 
-const projectors: Projector[] = [fxRatesProjector, syncOperationsProjector, consolidationProjector];
+const projectors: Projector[] = [fxRatesProjector, syncOperationsProjector, consolidationProjector, transactionsProjector, performanceMetricsProjector, taxLotsProjector];
 let database: TestDatabase;
 let store: PostgresEventStore;
 let engine: ProjectionEngine;
@@ -218,5 +220,47 @@ describe('consolidation', () => {
     await engine.rebuild(consolidationProjector);
     await engine.rebuild(syncOperationsProjector);
     expect(await snapshot()).toEqual(live);
+  });
+});
+
+describe('transactions, performance and tax lots', () => {
+  const buy = (recordId: string, amount = '-1898.40') => ({
+    platformRecordId: recordId, platformAccountId: 'a', type: 'BUY', status: 'COMPLETED', tradeDate: '2025-06-02',
+    security: { ticker: 'AAPL', cusip: '037833100', name: 'Apple Inc.', assetClass: 'equity', securityType: 'stock' },
+    quantity: '10', price: '189.84', amount, currency: 'USD',
+  });
+
+  it('de-duplicates a transaction two sources report, keeps two equal trades of one source apart, and follows changes', async () => {
+    await createPortfolio(store, { portfolioId: 'p-tx', ownerId: 'u3', name: 'Trades', baseCurrency: 'USD' });
+    for (const connectionId of ['t-1', 't-2']) {
+      await initiateConnection(services(), { connectionId, ownerId: 'u3', platform: 'orion' });
+      await linkConnection(store, { portfolioId: 'p-tx', connectionId });
+    }
+    await appendSourceRecords(store, 't-1', 'transactions', [buy('x-1'), buy('x-2'), { ...buy('x-3'), type: 'DIVIDEND', quantity: undefined, amount: '12.00' }]);
+    await appendSourceRecords(store, 't-2', 'transactions', [buy('y-1')]);
+    await project();
+    const list = async () =>
+      rows(sql<{ type: string; source_count: number; sources: { connectionId: string; recordId: string }[] }>`
+        SELECT type, source_count, sources FROM transactions WHERE portfolio_id = 'p-tx' ORDER BY type, transaction_id`);
+    expect((await list()).map((t) => [t.type, t.sources.map((s) => s.recordId).sort()])).toEqual([
+      ['BUY', ['x-1', 'y-1']],
+      ['BUY', ['x-2']],
+      ['DIVIDEND', ['x-3']],
+    ]);
+    await appendSourceRecords(store, 't-2', 'transactions', [], [{ recordId: 'y-1', revision: 2, changes: { amount: '-1898.41' } }]);
+    await project();
+    expect((await list()).map((t) => t.source_count)).toEqual([1, 1, 1, 1]);
+  });
+
+  it('keeps performance per account and period, and tax lots, as the platforms report them', async () => {
+    await appendSourceRecords(store, 't-1', 'performance', [
+      { platformAccountId: 'a', period: 'YTD', startDate: '2025-01-01', endDate: '2025-06-30', returnRate: '0.0523', beginningValue: '1000.00', endingValue: '1052.30', netFlows: '0.00', currency: 'USD' },
+    ], [], 'a:YTD');
+    await appendSourceRecords(store, 't-1', 'tax_lots', [
+      { platformRecordId: 'lot-1', platformAccountId: 'a', holdingRecordId: 'h', security: { ticker: 'AAPL', name: 'Apple', assetClass: 'equity', securityType: 'stock' }, acquiredOn: '2023-01-03', quantity: '10', costBasis: '1250.00', method: 'FIFO', term: 'LONG', currency: 'USD' },
+    ]);
+    await project();
+    expect(await rows(sql`SELECT period, return_rate::text, ending_value::text FROM performance_metrics`)).toEqual([{ period: 'YTD', return_rate: '0.0523', ending_value: '1052.30' }]);
+    expect(await rows(sql`SELECT ticker, quantity::text, cost_basis::text, method, term FROM tax_lots`)).toEqual([{ ticker: 'AAPL', quantity: '10', cost_basis: '1250.00', method: 'FIFO', term: 'LONG' }]);
   });
 });

@@ -64,3 +64,23 @@ export async function syncHoldings(
   await store.append(op, tail);
   return operationId;
 }
+
+/** Source records of any data type appended as a sync would (without the operation's events). */
+export async function appendSourceRecords(
+  store: EventStore,
+  connectionId: string,
+  dataType: string,
+  observed: Record<string, unknown>[],
+  changed: { recordId: string; revision: number; changes: Record<string, unknown> }[] = [],
+  recordId?: string,
+): Promise<void> {
+  const base = { connectionId, platform: 'orion', dataType, operationId: 'op-direct' };
+  const events = [
+    ...observed.map((record) => {
+      const wire = JSON.parse(JSON.stringify(record)) as Record<string, unknown>;
+      return { type: 'SourceRecordObserved', data: { ...base, recordId: recordId ?? String(wire.platformRecordId), revision: 1, record: wire, contentHash: contentHash(wire) } };
+    }),
+    ...changed.map((c) => ({ type: 'SourceRecordChanged', data: { ...base, recordId: c.recordId, revision: c.revision, changes: c.changes, contentHash: contentHash(c.changes) } })),
+  ];
+  await store.append(sourceStreamId(connectionId, dataType), events);
+}
