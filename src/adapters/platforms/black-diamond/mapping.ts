@@ -194,6 +194,9 @@ class CheckCache {
 }
 const dates = new CheckCache((value) => IsoDateSchema.safeParse(value).success);
 const currencies = new CheckCache((value) => CurrencySchema.safeParse(value).success);
+// A fetch's transactions name the same few thousand securities over and over.
+const cusips = new CheckCache(isValidCusip);
+const isins = new CheckCache(isValidIsin);
 
 function isId(value: unknown): value is string {
   return typeof value === 'string' && value.length > 0 && value.length <= MAX_ID_LENGTH;
@@ -212,10 +215,10 @@ function fastDate(value: unknown): string | undefined {
 
 function fastSecurity(ticker: unknown, cusip: unknown, identifier: unknown, name: unknown, assetClass: unknown, securityType: unknown): Security | undefined {
   if (ticker !== null && !(typeof ticker === 'string' && TICKER.test(ticker))) return undefined;
-  if (cusip !== null && !(typeof cusip === 'string' && isValidCusip(cusip))) return undefined;
+  if (cusip !== null && !(typeof cusip === 'string' && cusips.ok(cusip))) return undefined;
   if (identifier !== null && typeof identifier !== 'string') return undefined;
   const isin = identifier !== null && ISIN_SHAPE.test(identifier) ? identifier : null;
-  if (isin !== null && !isValidIsin(isin)) return undefined;
+  if (isin !== null && !isins.ok(isin)) return undefined;
   if (ticker === null && cusip === null && isin === null) return undefined;
   if (typeof name !== 'string' || name.length === 0) return undefined;
   if ((assetClass !== null && typeof assetClass !== 'string') || (securityType !== null && typeof securityType !== 'string')) return undefined;

@@ -190,7 +190,7 @@ export function registerBlackDiamondApi(app: FastifyInstance, context: SandboxCo
       return refuse(reply, 500, 'An unexpected error occurred.');
     });
 
-    api.post('/account/Query/HoldingDetailSearch', async (request) => {
+    api.post('/account/Query/HoldingDetailSearch', async (request, reply) => {
       const body = HoldingDetailSearchRequestSchema.parse(request.body);
       ownedAccount(request, body.accountID);
       const afterId = readContinuation(body.continuationToken);
@@ -198,16 +198,15 @@ export function registerBlackDiamondApi(app: FastifyInstance, context: SandboxCo
       if (fault === 'insert_while_paging') world.insertHolding(body.accountID);
       const rows: SandboxHolding[] = [...world.holdings(body.accountID, { ...(afterId === undefined ? {} : { afterId }), limit: body.limit + 1 })];
       const page = pageOf(rows, body.limit, fault, afterId === undefined ? undefined : world.holding(body.accountID, afterId), (holding) => holding.id);
-      return {
-        data: page.rows.map((holding, index) => {
-          const row = renderHolding(holding, body.include);
-          return fault === 'malformed_record' && index === page.malformedAt ? { ...row, returnInfo: { ...row.returnInfo, units: 'N/A' } } : row;
-        }),
-        continuationToken: page.next,
-      };
+      const json = page.rows.map((holding, index) => {
+        if (fault !== 'malformed_record' || index !== page.malformedAt) return holdingJson(holding, body.include);
+        const row = renderHolding(holding, body.include);
+        return JSON.stringify({ ...row, returnInfo: { ...row.returnInfo, units: 'N/A' } });
+      });
+      return sendJson(reply, `{"data":[${json.join(',')}],"continuationToken":${JSON.stringify(page.next)}}`);
     });
 
-    api.post('/account/Query/TransactionSearch', async (request) => {
+    api.post('/account/Query/TransactionSearch', async (request, reply) => {
       const body = TransactionSearchRequestSchema.parse(request.body);
       ownedAccount(request, body.accountID);
       const changeToken = String(world.changeSeq());
@@ -224,14 +223,10 @@ export function registerBlackDiamondApi(app: FastifyInstance, context: SandboxCo
         }),
       ];
       const page = pageOf(rows, body.limit, fault, afterId === undefined ? undefined : world.transaction(body.accountID, afterId), (transaction) => transaction.id);
-      return {
-        data: page.rows.map((transaction, index) => {
-          const row = renderTransaction(transaction);
-          return fault === 'malformed_record' && index === page.malformedAt ? { ...row, MarketValue: 'N/A' } : row;
-        }),
-        continuationToken: page.next,
-        changeToken,
-      };
+      const json = page.rows.map((transaction, index) =>
+        fault === 'malformed_record' && index === page.malformedAt ? JSON.stringify({ ...renderTransaction(transaction), MarketValue: 'N/A' }) : transactionJson(transaction),
+      );
+      return sendJson(reply, `{"data":[${json.join(',')}],"continuationToken":${JSON.stringify(page.next)},"changeToken":${JSON.stringify(changeToken)}}`);
     });
 
     api.post('/account/Query/PerformanceSearch', async (request) => {
@@ -413,6 +408,36 @@ function renderTransaction(transaction: SandboxTransaction): BdTransaction {
     ExternalFlowAffect: transaction.type !== 'TRANSFER' ? 'NotExternalFlow' : amount < 0 ? 'Withdrawal' : 'Contribution',
     Description: transaction.description,
   };
+}
+
+// Pages of holdings and transactions run to thousands of rows: their JSON is written directly, the
+// same document renderHolding and renderTransaction give through JSON.stringify. Decimal texts
+// are written as they are, which a JSON reader takes as the same numbers Number(text) would give.
+// Names, descriptions and ids are quoted by JSON.stringify; codes, dates and identifiers need no
+// escaping.
+
+function sendJson(reply: FastifyReply, json: string): FastifyReply {
+  return reply.type('application/json; charset=utf-8').send(json);
+}
+
+const quoted = (text: string) => JSON.stringify(text);
+const unsigned = (amount: string) => (amount.startsWith('-') ? amount.slice(1) : amount);
+
+function holdingJson(holding: SandboxHolding, include: { costBasis: boolean }): string {
+  const security = holding.security;
+  const asset = `{"assetId":"${assetIdOf(security.index)}","name":${quoted(security.name)},"cusip":"${security.cusip}","ticker":"${security.ticker}","identifier":"${security.isin}","assetClass":"${ASSET_CLASS_NAMES[security.assetClass]}","securityType":"${SECURITY_TYPE_NAMES[security.securityType]}","currencyCode":"${holding.currency}"}`;
+  const costBasis = include.costBasis ? `,"costBasis":{"totalCost":${holding.costBasis}}` : '';
+  return `{"holdingId":${quoted(holding.id)},"accountID":${quoted(holding.accountId)},"asset":${asset},"returnInfo":{"units":${holding.quantity},"emv":${holding.marketValue},"returnDate":"${date(holding.asOf)}"}${costBasis}}`;
+}
+
+function transactionJson(transaction: SandboxTransaction): string {
+  const security = transaction.security;
+  const asset =
+    security === undefined
+      ? '"AssetID":null,"Ticker":null,"Cusip":null,"Identifier":null,"AssetName":null,"AssetClass":null,"SecurityType":null'
+      : `"AssetID":"${assetIdOf(security.index)}","Ticker":"${security.ticker}","Cusip":"${security.cusip}","Identifier":"${security.isin}","AssetName":${quoted(security.name)},"AssetClass":"${ASSET_CLASS_NAMES[security.assetClass]}","SecurityType":"${SECURITY_TYPE_NAMES[security.securityType]}"`;
+  const flow = transaction.type !== 'TRANSFER' ? 'NotExternalFlow' : Number(transaction.amount) < 0 ? 'Withdrawal' : 'Contribution';
+  return `{"TransactionID":${quoted(transaction.id)},"AccountID":${quoted(transaction.accountId)},"TransactionType":"${TRANSACTION_TYPE_NAMES[transaction.type]}","Status":"${TRANSACTION_STATUS_NAMES[transaction.status]}","TradeDate":"${date(transaction.tradeDate)}","SettleDate":"${date(transaction.settleDate)}",${asset},"Units":${transaction.quantity ?? 'null'},"Price":${transaction.price ?? 'null'},"MarketValue":${unsigned(transaction.amount)},"CurrencyCode":"${transaction.currency}","ExternalFlowAffect":"${flow}","Description":${quoted(transaction.description)}}`;
 }
 
 function renderPerformance(performance: SandboxPerformance): BdPerformance {

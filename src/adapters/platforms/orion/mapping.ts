@@ -415,6 +415,9 @@ class VerdictCache {
 }
 const dates = new VerdictCache((value) => IsoDateSchema.safeParse(value).success);
 const currencies = new VerdictCache((value) => CurrencySchema.safeParse(value).success);
+// A fetch's transactions name the same few thousand securities over and over.
+const cusips = new VerdictCache(isValidCusip);
+const isins = new VerdictCache(isValidIsin);
 
 function fastId(value: unknown): string | undefined {
   if (typeof value === 'number') return Number.isSafeInteger(value) ? String(value) : undefined;
@@ -449,11 +452,13 @@ function fastIdentifier(value: unknown, valid: (text: string) => boolean): strin
 }
 
 const isTicker = (text: string) => TICKER.test(text);
+const isCusip = (text: string) => cusips.ok(text);
+const isIsin = (text: string) => isins.ok(text);
 
 function fastSecurity(ticker: unknown, cusip: unknown, isin: unknown, name: unknown, assetClass: AssetClass, securityType: SecurityType): Security | undefined {
   const t = fastIdentifier(ticker, isTicker);
-  const c = fastIdentifier(cusip, isValidCusip);
-  const i = fastIdentifier(isin, isValidIsin);
+  const c = fastIdentifier(cusip, isCusip);
+  const i = fastIdentifier(isin, isIsin);
   if (t === undefined || c === undefined || i === undefined || (t === null && c === null && i === null)) return undefined;
   if (typeof name !== 'string' || name.length === 0) return undefined;
   return { ticker: t ?? undefined, cusip: c ?? undefined, isin: i ?? undefined, name, assetClass, securityType };
@@ -497,7 +502,7 @@ function fastTransaction(raw: Raw): TransactionRecord | undefined {
       if (!security) return undefined;
     }
   }
-  const magnitude = amount.abs();
+  const magnitude = amount.isNeg() ? amount.abs() : amount;
   return {
     platformRecordId,
     platformAccountId,
@@ -506,7 +511,7 @@ function fastTransaction(raw: Raw): TransactionRecord | undefined {
     tradeDate,
     settleDate: settleDate ?? undefined,
     security,
-    quantity: quantity === null ? undefined : quantity.abs(),
+    quantity: quantity === null ? undefined : quantity.isNeg() ? quantity.abs() : quantity,
     price: price ?? undefined,
     amount: kind.direction === -1 && !magnitude.isZero() ? magnitude.neg() : magnitude,
     currency,
