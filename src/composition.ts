@@ -15,6 +15,7 @@ import { ledgerCatalogue } from './domain/ledger-catalogue.ts';
 import { auditLogProjector } from './projections/audit-log.ts';
 import { consolidationProjector } from './projections/consolidation.ts';
 import { fxRatesProjector } from './projections/fx-rates.ts';
+import { portfolioConflictsProjector } from './projections/portfolio-conflicts.ts';
 import type { Projector } from './projections/projector.ts';
 import { performanceMetricsProjector, taxLotsProjector } from './projections/source-details.ts';
 import { sourceRecordsProjector } from './projections/source-records.ts';
@@ -32,6 +33,7 @@ export const projectors: readonly Projector[] = [
   transactionsProjector,
   performanceMetricsProjector,
   taxLotsProjector,
+  portfolioConflictsProjector,
 ];
 
 /** The database the embedded server holds the ledger in (its `postgres` database stays for admin). */

@@ -1,5 +1,6 @@
 import { buildServer } from './adapters/http/server.ts';
 import { createLogger } from './adapters/telemetry/logger.ts';
+import { runConflictDetection } from './commands/conflicts.ts';
 import { openLedger } from './composition.ts';
 import { loadConfig } from './config.ts';
 import { startDemo } from './demo.ts';
@@ -17,6 +18,11 @@ async function main(): Promise<void> {
         })
       : null;
   const worker = ledger.startWorker();
+  // Conflicts are looked for after every completed sync, by the process that runs the projectors.
+  const detection = new AbortController();
+  const detecting = runConflictDetection({ store: ledger.store, db: ledger.database.db }, detection.signal, (error) =>
+    logger.warn({ err: error }, 'conflict detection failed'),
+  ).catch((error: unknown) => logger.error({ err: error }, 'conflict detection stopped'));
   const server = buildServer(ledger, logger, { maxLagEvents: config.READY_MAX_LAG_EVENTS, worker });
 
   let stopping = false;
@@ -26,6 +32,8 @@ async function main(): Promise<void> {
     logger.info({ signal }, 'shutting down');
     try {
       await server.close();
+      detection.abort();
+      await detecting;
       await fleet?.close();
       await ledger.close();
       logger.info('stopped');
