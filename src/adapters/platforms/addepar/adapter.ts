@@ -297,7 +297,7 @@ class AddeparConnection implements PlatformConnection {
       await this.awaitJob(job.data.id);
       const securities = new RowSecurityCache();
       try {
-        for await (const { header, cells } of downloadTsv({
+        for await (const { header, rows } of downloadTsv({
           url: `${this.adapter.apiRoot}/v1/jobs/${encodeURIComponent(job.data.id)}/download`,
           authorize: (headers) => this.authorize(headers),
           onUnauthorized: (sent) => this.tokens.invalidate(sent?.startsWith('Bearer ') ? sent.slice(7) : undefined),
@@ -307,12 +307,14 @@ class AddeparConnection implements PlatformConnection {
           maxDelayMs: this.adapter.config.retry?.maxDelayMs ?? 10_000,
           retryAfterHeader: RETRY_AFTER_HEADER,
         })) {
-          const row: Record<string, string | undefined> = {};
-          for (let i = 0; i < header.length; i++) {
-            const cell = cells[i];
-            row[header[i]!] = cell === '' ? undefined : cell;
+          for (const cells of rows) {
+            const row: Record<string, string | undefined> = {};
+            for (let i = 0; i < header.length; i++) {
+              const cell = cells[i];
+              row[header[i]!] = cell === '' ? undefined : cell;
+            }
+            yield mapTransaction(row, securities);
           }
-          yield mapTransaction(row, securities);
         }
         return dataAsOf;
       } catch (error) {

@@ -42,23 +42,31 @@ class Transient extends Error {
   }
 }
 
-/** Yields each data row as its cells (the header row gives their names). */
-export async function* downloadTsv(options: DownloadOptions): AsyncGenerator<{ header: readonly string[]; cells: string[] }> {
+/** The data rows of one received chunk, each as its cells (the header row gives their names). */
+export interface TsvRows {
+  readonly header: readonly string[];
+  readonly rows: readonly string[][];
+}
+
+/**
+ * Yields the data rows chunk by chunk as they arrive: the consumer awaits a chunk, not a row. A
+ * chunk is delivered once it is yielded (the consumer takes all of it before asking for more).
+ */
+export async function* downloadTsv(options: DownloadOptions): AsyncGenerator<TsvRows> {
   let delivered = 0;
   let refusedOnce = false;
   for (let attempt = 1; ; attempt++) {
     try {
       let skip = delivered;
-      for await (const row of attemptDownload(options, () => {
+      for await (const chunk of attemptDownload(options, () => {
         if (refusedOnce) throw requestError('addepar', 'AUTH_REVOKED', 'GET /v1/jobs/:id/download: the platform refused renewed credentials (401)');
         refusedOnce = true;
       })) {
-        if (skip > 0) {
-          skip--;
-          continue;
-        }
-        delivered++;
-        yield row;
+        const rows = skip === 0 ? chunk.rows : chunk.rows.slice(skip);
+        skip -= chunk.rows.length - rows.length;
+        if (rows.length === 0) continue;
+        delivered += rows.length;
+        yield { header: chunk.header, rows };
       }
       return;
     } catch (error) {
@@ -84,7 +92,7 @@ class Reauthorize extends Error {
   }
 }
 
-async function* attemptDownload(options: DownloadOptions, onRefused: () => void): AsyncGenerator<{ header: readonly string[]; cells: string[] }> {
+async function* attemptDownload(options: DownloadOptions, onRefused: () => void): AsyncGenerator<TsvRows> {
   const signal = AbortSignal.timeout(options.timeoutMs);
   const headers: Record<string, string> = { accept: `${JSON_API}, text/tab-separated-values` };
   await options.authorize(headers);
@@ -107,17 +115,19 @@ async function* attemptDownload(options: DownloadOptions, onRefused: () => void)
   const decoder = new TextDecoder();
   for await (const chunk of result.body as unknown as AsyncIterable<Uint8Array>) {
     const text = rest + decoder.decode(chunk, { stream: true });
+    const rows: string[][] = [];
     let start = 0;
     for (let end = text.indexOf('\n', start); end >= 0; start = end + 1, end = text.indexOf('\n', start)) {
       const line = text.slice(start, end);
       if (line === '') continue;
       const cells = line.split('\t');
       if (header === undefined) header = cells;
-      else yield { header, cells };
+      else rows.push(cells);
     }
     rest = text.slice(start);
+    if (header !== undefined && rows.length > 0) yield { header, rows };
   }
-  if (rest !== '' && header !== undefined) yield { header, cells: rest.split('\t') };
+  if (rest !== '' && header !== undefined) yield { header, rows: [rest.split('\t')] };
 }
 
 function check(response: Response, options: DownloadOptions): void {

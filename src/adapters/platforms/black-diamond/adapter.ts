@@ -209,7 +209,8 @@ class BlackDiamondConnection implements PlatformConnection {
       const page = parseOrFail(PageSchema, (await this.call({ method: 'POST', path, body, accountKey: platformAccountId })).body, `POST ${path}`);
       return { rows: page.data, next: page.continuationToken };
     });
-    yield* this.mapped(pages, 'holdingId', mapHolding);
+    const mapper = new PageMapper('holdingId', mapHolding);
+    for await (const page of pages) for (const item of mapper.map(page.rows)) yield item;
   }
 
   async *transactions(platformAccountId: string, query: TransactionQuery = {}): AsyncIterable<Fetched<TransactionRecord>> {
@@ -223,7 +224,8 @@ class BlackDiamondConnection implements PlatformConnection {
       changeToken ??= page.changeToken;
       return { rows: page.data, next: page.continuationToken };
     });
-    yield* this.mapped(pages, 'TransactionID', mapTransaction);
+    const mapper = new PageMapper('TransactionID', mapTransaction);
+    for await (const page of pages) for (const item of mapper.map(page.rows)) yield item;
     if (changeToken !== undefined) yield { kind: 'cursor', cursor: changeToken };
   }
 
@@ -273,27 +275,6 @@ class BlackDiamondConnection implements PlatformConnection {
       pending?.catch(() => undefined);
       if (page.rows.length === 0 && page.next !== null) throw requestError('black_diamond', 'PLATFORM_UNAVAILABLE', `POST ${path}: empty page with a continuation for account ${accountId}`);
       yield page;
-    }
-  }
-
-  /**
-   * Maps each row; a row whose id came in the previous or the current page already is dropped.
-   * Only two pages of ids are kept, so memory stays flat however large the account.
-   */
-  private async *mapped<T>(pages: AsyncIterable<Page>, idKey: string, map: (row: unknown, position: string) => Fetched<T>): AsyncGenerator<Fetched<T>> {
-    let previous = new Set<string>();
-    let position = 0;
-    for await (const page of pages) {
-      const current = new Set<string>();
-      for (const row of page.rows) {
-        const id = idOf(row, idKey);
-        if (id !== undefined) {
-          if (previous.has(id) || current.has(id)) continue;
-          current.add(id);
-        }
-        yield map(row, `row ${position++}`);
-      }
-      previous = current;
     }
   }
 
@@ -367,6 +348,34 @@ function accountFiles(archive: Buffer): ZipEntry[] {
   } catch (error) {
     if (!(error instanceof ZipFormatError)) throw error;
     throw requestError('black_diamond', 'PLATFORM_UNAVAILABLE', `GET /batch: the download is not a readable zip (${error.message})`);
+  }
+}
+
+/**
+ * Maps a listing page by page; a row whose id came in the previous or the current page already is
+ * dropped. Only two pages of ids are kept, so memory stays flat however large the account. A page
+ * is mapped by a plain generator: the listing awaits pages, not rows.
+ */
+class PageMapper<T> {
+  private previous = new Set<string>();
+  private position = 0;
+
+  constructor(
+    private readonly idKey: string,
+    private readonly mapRow: (row: unknown, position: string) => Fetched<T>,
+  ) {}
+
+  *map(rows: readonly unknown[]): Generator<Fetched<T>> {
+    const current = new Set<string>();
+    for (const row of rows) {
+      const id = idOf(row, this.idKey);
+      if (id !== undefined) {
+        if (this.previous.has(id) || current.has(id)) continue;
+        current.add(id);
+      }
+      yield this.mapRow(row, `row ${this.position++}`);
+    }
+    this.previous = current;
   }
 }
 
