@@ -268,6 +268,31 @@ function fastHolding(row: unknown): HoldingRecord | undefined {
   };
 }
 
+type SecurityFields = Partial<Pick<Row, 'Ticker' | 'Cusip' | 'Identifier' | 'AssetName' | 'AssetID' | 'AssetClass' | 'SecurityType'>>;
+
+/**
+ * A fetch's transactions name the same few thousand securities over and over: the security is
+ * kept by asset id and served again only to a row whose security fields are all the same.
+ */
+const transactionSecurities = new Map<string, { readonly fields: SecurityFields; readonly security: Security }>();
+
+function transactionSecurity(row: Row): Security | undefined {
+  const key = typeof row.AssetID === 'string' ? row.AssetID : undefined;
+  const cached = key === undefined ? undefined : transactionSecurities.get(key);
+  if (cached !== undefined && sameSecurityFields(cached.fields, row)) return cached.security;
+  const security = fastSecurity(row.Ticker, row.Cusip, row.Identifier, row.AssetName ?? row.AssetID ?? '', row.AssetClass, row.SecurityType);
+  if (security !== undefined && key !== undefined) {
+    if (transactionSecurities.size >= 10_000) transactionSecurities.clear();
+    const { Ticker, Cusip, Identifier, AssetName, AssetID, AssetClass, SecurityType } = row;
+    transactionSecurities.set(key, { fields: { Ticker, Cusip, Identifier, AssetName, AssetID, AssetClass, SecurityType }, security });
+  }
+  return security;
+}
+
+function sameSecurityFields(a: SecurityFields, b: SecurityFields): boolean {
+  return a.Ticker === b.Ticker && a.Cusip === b.Cusip && a.Identifier === b.Identifier && a.AssetName === b.AssetName && a.AssetID === b.AssetID && a.AssetClass === b.AssetClass && a.SecurityType === b.SecurityType;
+}
+
 function fastTransaction(row: unknown): TransactionRecord | undefined {
   if (!isRow(row) || !isId(row.TransactionID) || !isId(row.AccountID)) return undefined;
   const type = typeof row.TransactionType === 'string' ? TRANSACTION_TYPE_OF.get(row.TransactionType) : undefined;
@@ -286,11 +311,10 @@ function fastTransaction(row: unknown): TransactionRecord | undefined {
   if (description !== null && typeof description !== 'string') return undefined;
   let security: Security | undefined;
   if (row.Ticker !== null || row.Cusip !== null || row.Identifier !== null) {
-    const name = row.AssetName ?? row.AssetID ?? '';
-    security = fastSecurity(row.Ticker, row.Cusip, row.Identifier, name, row.AssetClass, row.SecurityType);
+    security = transactionSecurity(row);
     if (security === undefined) return undefined;
   }
-  const magnitude = value.abs();
+  const magnitude = value.isNeg() ? value.abs() : value;
   return {
     platformRecordId: row.TransactionID,
     platformAccountId: row.AccountID,
