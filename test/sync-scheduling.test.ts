@@ -10,7 +10,7 @@ import { PostgresCredentialStore } from '../src/adapters/postgres/credential-sto
 import { PostgresEventStore } from '../src/adapters/postgres/event-store.ts';
 import { AppendSignal } from '../src/adapters/postgres/log-notifier.ts';
 import { ProjectionEngine } from '../src/adapters/postgres/projection-engine.ts';
-import { ensureSyncQueue, SyncQueue } from '../src/adapters/scheduler/sync-queue.ts';
+import { SyncQueue } from '../src/adapters/scheduler/sync-queue.ts';
 import { createSyncServices } from '../src/adapters/scheduler/sync-services.ts';
 import { authorizeConnection, initiateConnection } from '../src/commands/connections.ts';
 import type { SyncServices } from '../src/commands/sync-services.ts';
@@ -34,7 +34,6 @@ beforeAll(async () => {
   const credentials = new PostgresCredentialStore(database.pool, new CredentialVault([{ id: 'k1', key }]));
   sandbox = await orion.startSandbox({ seed: 'sync-scheduling', autoApprove: true, rateLimitScale: 0.0001 });
   services = createSyncServices({ database, store, engine, credentials }, { orion: { baseUrl: sandbox.url, rateLimit: { requests: 1_000_000, perMs: 60_000 } } });
-  await ensureSyncQueue(database.pool);
   queue = new SyncQueue(database.pool, services);
 });
 afterAll(async () => {

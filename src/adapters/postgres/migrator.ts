@@ -1,14 +1,16 @@
 import { Migrator, type Kysely, type Migration, type MigrationResultSet } from 'kysely';
 import * as eventStore from './migrations/0001-event-store.ts';
 import * as projections from './migrations/0002-projections.ts';
-import * as credentials from './migrations/0004-credentials.ts';
+import * as credentials from './migrations/0003-credentials.ts';
+import * as syncQueue from './migrations/0004-sync-queue.ts';
 
 // Listed in code rather than read from a folder, so that migrations run the same under tsx, a
 // bundle or a compiled build.
 const migrations: Record<string, Migration> = {
   '0001-event-store': eventStore,
   '0002-projections': projections,
-  '0004-credentials': credentials,
+  '0003-credentials': credentials,
+  '0004-sync-queue': syncQueue,
 };
 
 function migrator(db: Kysely<unknown>): Migrator {

@@ -10,45 +10,6 @@ import { nextRunAfter, scheduleOf, type Schedule } from './schedules.ts';
 /** Serialises claims across worker processes, so that the global bound holds. */
 const CLAIM_LOCK = 0x4c44_0010;
 
-/**
- * The durable sync queue: one row per connection and data type holding its schedule, when it is
- * next due and whether it is running. One row per pair makes "never two syncs of one connection
- * and data type at once" a property of the table; a claim takes due rows with SKIP LOCKED under a
- * lock that also enforces the global bound. A running row names its worker and is touched by that
- * worker's heartbeat; a row whose heartbeat stopped (the worker was killed) is given back and its
- * operation runs again, which resumes it without appending anything twice.
- */
-export async function ensureSyncQueue(pool: pg.Pool): Promise<void> {
-  const client = await pool.connect();
-  try {
-    await client.query('SELECT pg_advisory_lock($1)', [CLAIM_LOCK]);
-    await client.query(`
-      CREATE TABLE IF NOT EXISTS sync_queue (
-        connection_id text NOT NULL,
-        data_type text NOT NULL,
-        schedule jsonb NOT NULL,
-        auto_sync boolean NOT NULL DEFAULT true,
-        next_run_at timestamptz NOT NULL,
-        trigger text NOT NULL DEFAULT 'schedule',
-        requested_by text NOT NULL DEFAULT 'scheduler',
-        force boolean NOT NULL DEFAULT false,
-        running boolean NOT NULL DEFAULT false,
-        locked_by text,
-        heartbeat_at timestamptz,
-        operation_id text,
-        last_operation_id text,
-        last_status text,
-        last_finished_at timestamptz,
-        runs integer NOT NULL DEFAULT 0,
-        PRIMARY KEY (connection_id, data_type)
-      )`);
-    await client.query('CREATE INDEX IF NOT EXISTS sync_queue_due ON sync_queue (next_run_at) WHERE NOT running');
-  } finally {
-    await client.query('SELECT pg_advisory_unlock($1)', [CLAIM_LOCK]).catch(() => {});
-    client.release();
-  }
-}
-
 export interface QueuedSync {
   readonly connectionId: string;
   readonly dataType: DataType;
@@ -73,6 +34,15 @@ export interface SyncWorkerOptions {
   readonly onFinished?: (job: QueuedSync, outcome: SyncOutcome) => void;
 }
 
+/**
+ * The durable sync queue: one row per connection and data type holding its schedule, when it is
+ * next due and whether it is running. One row per pair makes "never two syncs of one connection
+ * and data type at once" a property of the table; a claim takes due rows with SKIP LOCKED under a
+ * lock that also enforces the global bound. A running row names its worker and is touched by that
+ * worker's heartbeat; a row whose heartbeat stopped (the worker was killed) is given back and its
+ * operation runs again, which resumes it without appending anything twice.
+ * The table is made by migration 0004.
+ */
 export class SyncQueue {
   constructor(
     private readonly pool: pg.Pool,
