@@ -3,7 +3,7 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CredentialVault } from '../src/adapters/crypto/credential-vault.ts';
 import { platformModules } from '../src/adapters/platforms/registry.ts';
-import type { RunningSandbox } from '../src/adapters/platforms/sandbox-kit/index.ts';
+import { SANDBOX_USD_PER_UNIT, type RunningSandbox } from '../src/adapters/platforms/sandbox-kit/index.ts';
 import { PostgresCredentialStore } from '../src/adapters/postgres/credential-store.ts';
 import { PostgresEventStore } from '../src/adapters/postgres/event-store.ts';
 import { AppendSignal } from '../src/adapters/postgres/log-notifier.ts';
@@ -31,8 +31,6 @@ import { createTestDatabase, type TestDatabase } from './support/database.ts';
 const OWNER = 'e2e-owner';
 const PORTFOLIO = 'e2e-portfolio';
 const HOLDINGS = 120;
-/** The sandboxes' fixed exchange rates (USD per unit), recorded in the ledger as a user would. */
-const USD_PER_UNIT: Record<string, string> = { EUR: '1.08', GBP: '1.27', CAD: '0.73', CHF: '1.12', JPY: '0.0064' };
 
 const projectors: Projector[] = [sourceRecordsProjector, fxRatesProjector, syncOperationsProjector, consolidationProjector, portfolioConflictsProjector];
 let database: TestDatabase;
@@ -59,7 +57,7 @@ beforeAll(async () => {
   const ledger = { database, store, engine, credentials };
   const services = createSyncServices(ledger, endpoints);
   await createPortfolio(store, { portfolioId: PORTFOLIO, ownerId: OWNER, name: 'Everything', baseCurrency: 'USD' });
-  await recordFxRates(store, { rates: Object.entries(USD_PER_UNIT).map(([currency, rate]) => ({ currency, quote: 'USD', asOf: '2000-01-01', rate })), source: 'sandbox rates' });
+  await recordFxRates(store, { rates: Object.entries(SANDBOX_USD_PER_UNIT).filter(([currency]) => currency !== 'USD').map(([currency, rate]) => ({ currency, quote: 'USD', asOf: '2000-01-01', rate })), source: 'sandbox rates' });
   for (const module of platformModules) {
     const connectionId = connectionOf(module.platform);
     // Pending review keeps every source counted, so the view can be held to the sum of the truths.
@@ -89,7 +87,7 @@ function truth(): Map<string, Expected> {
   for (const module of platformModules) {
     for (const holding of sandboxes.get(module.platform)!.world.holdings(accountOf(module.platform))) {
       const key = securityKey(holding.security)!;
-      const rate = holding.currency === 'USD' ? new Dec(1) : new Dec(USD_PER_UNIT[holding.currency]!);
+      const rate = new Dec(SANDBOX_USD_PER_UNIT[holding.currency]!);
       const value = roundToMinorUnit(new Dec(holding.marketValue).times(rate), 'USD');
       const entry = expected.get(key) ?? { quantity: new Dec(0), value: new Dec(0), sources: new Map() };
       entry.quantity = entry.quantity.plus(holding.quantity);

@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { blackDiamond, SANDBOX_CLIENT_ID, SANDBOX_REDIRECT_URI, SANDBOX_SUBSCRIPTION_KEY, SANDBOX_WEBHOOK_SECRET } from '../../src/adapters/platforms/black-diamond/index.ts';
 import { readZip } from '../../src/adapters/platforms/black-diamond/zip.ts';
 import { PRICE_DECIMALS, checkedHolding, checkedTransaction, mapHolding, mapTransaction } from '../../src/adapters/platforms/black-diamond/mapping.ts';
-import { minorUnits, signWebhook, type RunningSandbox } from '../../src/adapters/platforms/sandbox-kit/index.ts';
+import { signWebhook, type RunningSandbox } from '../../src/adapters/platforms/sandbox-kit/index.ts';
+import { minorUnits } from '../../src/domain/money/minor-units.ts';
 import type { HoldingRecord, TransactionRecord } from '../../src/domain/platforms/records.ts';
 import {
   CredentialsChangedError,

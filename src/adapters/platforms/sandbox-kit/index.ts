@@ -28,7 +28,8 @@ export {
   type TransactionFilter,
 } from './world.ts';
 export { SandboxInputError } from './input-error.ts';
-export { KNOWN_SECURITIES, MAX_SECURITY_INDEX, minorUnits, securityAt, securityIndexOfTicker } from './securities.ts';
+export { SANDBOX_USD_PER_UNIT } from './money.ts';
+export { KNOWN_SECURITIES, MAX_SECURITY_INDEX, securityAt, securityIndexOfTicker } from './securities.ts';
 export {
   FaultInjector,
   FaultKindSchema,

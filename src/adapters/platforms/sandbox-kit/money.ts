@@ -1,7 +1,7 @@
 import { Decimal } from 'decimal.js';
 import { Dec } from '../../../domain/money/decimal.ts';
 import { SandboxInputError } from './input-error.ts';
-import { minorUnits } from './securities.ts';
+import { minorUnits } from '../../../domain/money/minor-units.ts';
 
 /** Decimal helpers for the sandbox: the platform rounds money half-up to the currency's minor unit. */
 
@@ -10,17 +10,17 @@ export function money(value: Decimal, currency: string): string {
 }
 
 /** Units of USD per unit of each currency: fixed, so converted values stay deterministic. */
-const USD_PER_UNIT: Readonly<Record<string, string>> = { USD: '1', EUR: '1.08', GBP: '1.27', CAD: '0.73', CHF: '1.12', JPY: '0.0064' };
+export const SANDBOX_USD_PER_UNIT: Readonly<Record<string, string>> = { USD: '1', EUR: '1.08', GBP: '1.27', CAD: '0.73', CHF: '1.12', JPY: '0.0064' };
 
 export function convert(value: Decimal, from: string, to: string): Decimal {
   if (from === to) return value;
-  const fromRate = USD_PER_UNIT[from];
-  const toRate = USD_PER_UNIT[to];
+  const fromRate = SANDBOX_USD_PER_UNIT[from];
+  const toRate = SANDBOX_USD_PER_UNIT[to];
   if (fromRate === undefined || toRate === undefined) throw new Error(`no sandbox exchange rate between ${from} and ${to}`);
   return value.mul(fromRate).div(toRate);
 }
 
-export const SUPPORTED_CURRENCIES = Object.keys(USD_PER_UNIT);
+export const SUPPORTED_CURRENCIES = Object.keys(SANDBOX_USD_PER_UNIT);
 
 const DECIMAL_TEXT = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?$/;
 

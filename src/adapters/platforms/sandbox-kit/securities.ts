@@ -1,5 +1,6 @@
 import { Decimal } from 'decimal.js';
 import { Dec } from '../../../domain/money/decimal.ts';
+import { minorUnits } from '../../../domain/money/minor-units.ts';
 import type { AssetClass, SecurityType } from '../../../domain/platforms/records.ts';
 import { cusipCheckDigit, isinCheckDigit, isinFromCusip } from '../../../domain/securities/identifiers.ts';
 import { Draws, mix } from './deterministic.ts';
@@ -67,11 +68,6 @@ const COUNTRY_BY_CURRENCY: Readonly<Record<string, readonly string[]>> = {
 };
 /** CINS numbers (CUSIPs of issuers outside North America) start with a letter for the country. */
 const CINS_LETTER: Readonly<Record<string, string>> = { DE: 'D', FR: 'F', NL: 'N', GB: 'G', CH: 'H', JP: 'J', CA: 'C' };
-
-/** Decimal places of prices and of money amounts per currency (ISO 4217 minor units). */
-export function minorUnits(currency: string): number {
-  return currency === 'JPY' ? 0 : 2;
-}
 
 const BASE36 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ';
 const LETTERS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ';

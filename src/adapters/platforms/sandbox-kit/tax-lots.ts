@@ -2,7 +2,7 @@ import { Decimal } from 'decimal.js';
 import { Dec } from '../../../domain/money/decimal.ts';
 import { dateText } from './calendar.ts';
 import { Draws } from './deterministic.ts';
-import { minorUnits } from './securities.ts';
+import { minorUnits } from '../../../domain/money/minor-units.ts';
 import type { SandboxHolding, SandboxTaxLot } from './types.ts';
 
 export type TaxLotMethod = SandboxTaxLot['method'];

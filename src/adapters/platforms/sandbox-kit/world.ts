@@ -5,7 +5,8 @@ import { addBusinessDays, businessDayOnOrBefore, dateText, dayOf } from './calen
 import { Draws, hashText } from './deterministic.ts';
 import { SandboxInputError } from './input-error.ts';
 import { SUPPORTED_CURRENCIES, convert, money, parseDecimal } from './money.ts';
-import { KNOWN_SECURITIES, MAX_SECURITY_INDEX, minorUnits, securityAt, securityIndexOfTicker, basePriceText } from './securities.ts';
+import { minorUnits } from '../../../domain/money/minor-units.ts';
+import { KNOWN_SECURITIES, MAX_SECURITY_INDEX, securityAt, securityIndexOfTicker, basePriceText } from './securities.ts';
 import { taxLotsOf, type TaxLotMethod } from './tax-lots.ts';
 import type {
   SandboxAccount,
