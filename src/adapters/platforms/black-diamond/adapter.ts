@@ -138,7 +138,7 @@ export class BlackDiamondAdapter implements PlatformAdapter {
     const parsed = WebhookBodySchema.safeParse(parseJson(rawBody));
     if (!parsed.success) throw requestError(this.platform, 'RECORD_INVALID', 'webhook refused: the body is not a transactions notification', 'webhook');
     const body = parsed.data;
-    return { platformAccountId: body.accountId, dataType: body.dataType, platformRecordIds: body.recordIds };
+    return { deliveryId: body.id, platformAccountId: body.accountId, dataType: body.dataType, platformRecordIds: body.recordIds };
   }
 
   private client(tokens: TokenManager): PlatformHttpClient {

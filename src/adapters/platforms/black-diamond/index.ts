@@ -27,6 +27,7 @@ const ExtrasSchema = z.object({
 
 export const blackDiamond: PlatformModule = {
   platform: 'black_diamond',
+  sandboxWebhookSecret: SANDBOX_WEBHOOK_SECRET,
 
   startSandbox: (options) => startBlackDiamondSandbox(options),
 
