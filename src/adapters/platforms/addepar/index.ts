@@ -1,9 +1,8 @@
 import { z } from 'zod';
-import type { Credentials, PlatformAdapter } from '../../../ports/platform-adapter.ts';
-import { requestError } from '../client-kit/index.ts';
+import type { PlatformAdapter } from '../../../ports/platform-adapter.ts';
+import { connectThroughConsent, definedOnly } from '../module-kit.ts';
 import type { PlatformAdapterConfig, PlatformModule } from '../platform-module.ts';
-import type { RunningSandbox } from '../sandbox-kit/index.ts';
-import { AddeparAdapter, type AddeparAdapterConfig } from './adapter.ts';
+import { AddeparAdapter } from './adapter.ts';
 import { SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_REDIRECT_URI } from './defaults.ts';
 import { startAddeparSandbox } from './sandbox.ts';
 
@@ -32,39 +31,15 @@ export const addepar: PlatformModule = {
 
   createAdapter(config: PlatformAdapterConfig): PlatformAdapter {
     const extras = ExtrasSchema.parse(config);
-    const defined = Object.fromEntries(Object.entries(extras).filter(([, value]) => value !== undefined)) as Partial<AddeparAdapterConfig>;
     return new AddeparAdapter({
-      ...defined,
+      ...definedOnly(extras),
       baseUrl: config.baseUrl,
       clientId: config.clientId ?? SANDBOX_CLIENT_ID,
       clientSecret: config.clientSecret ?? SANDBOX_CLIENT_SECRET,
     });
   },
 
-  /**
-   * What the user's browser does: open the authorization URL (with the owner as login hint), approve
-   * on the consent page unless the sandbox approves by itself, and hand the redirect back to the adapter.
-   */
-  async connectWithoutUser(adapter: PlatformAdapter, sandbox: Pick<RunningSandbox, 'url'>, ownerId: string): Promise<Credentials> {
-    const start = await adapter.beginAuthorization(SANDBOX_REDIRECT_URI);
-    const url = new URL(start.authorizationUrl);
-    url.searchParams.set('login_hint', ownerId);
-    let response = await fetch(url, { redirect: 'manual' });
-    if (response.status === 200) {
-      const form = new URLSearchParams(url.searchParams);
-      form.delete('login_hint');
-      form.set('user', ownerId);
-      form.set('decision', 'approve');
-      await response.arrayBuffer();
-      response = await fetch(new URL(url.pathname, sandbox.url), { method: 'POST', body: form, redirect: 'manual' });
-    }
-    const location = response.headers.get('location');
-    await response.arrayBuffer();
-    if (response.status < 300 || response.status >= 400 || location === null) {
-      throw requestError('addepar', 'AUTH_REVOKED', `the sandbox's authorization answered ${response.status} without a redirect`, 'authorization');
-    }
-    return adapter.completeAuthorization({ callbackUrl: location, expectedState: start.state, codeVerifier: start.codeVerifier, redirectUri: SANDBOX_REDIRECT_URI });
-  },
+  connectWithoutUser: connectThroughConsent('addepar', SANDBOX_REDIRECT_URI),
 };
 
 export default addepar;
