@@ -1,12 +1,10 @@
 import type { Decimal } from 'decimal.js';
-import { CurrencySchema } from '../../../domain/money/currency.ts';
 import { Dec } from '../../../domain/money/decimal.ts';
 import {
   AccountRecordSchema,
   AnalyticsRecordSchema,
   AssetClassSchema,
   HoldingRecordSchema,
-  IsoDateSchema,
   PerformanceRecordSchema,
   SecuritySchema,
   TransactionRecordSchema,
@@ -23,6 +21,7 @@ import {
 import type { SyncError, SyncErrorCode } from '../../../domain/platforms/sync-error.ts';
 import { isValidCusip, isValidIsin } from '../../../domain/securities/identifiers.ts';
 import type { Fetched } from '../../../ports/platform-adapter.ts';
+import { DECIMAL_TEXT, TICKER, currencies, dates, isIdText, isObject } from '../fast-path.ts';
 import {
   ACCOUNT_MODEL_TYPE,
   ASSET_CLASS_LABELS,
@@ -359,36 +358,11 @@ export function mapBenchmarkComparison(accountId: string, benchmarkId: string, r
 // schema path, which takes it too or names the fault. So the direct path can only be stricter
 // than the schemas, never looser, and a test holds the two paths to the same output.
 
-type Json = Readonly<Record<string, unknown>>;
-
-const DECIMAL_TEXT = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?$/;
-/** SecuritySchema's ticker pattern. */
-const TICKER = /^[A-Z0-9][A-Z0-9.\-/ ]{0,19}$/;
-const MAX_ID_LENGTH = 200;
-
-/** Schema verdicts on values that repeat from record to record (dates, currencies), bounded. */
-class VerdictCache {
-  private readonly verdicts = new Map<string, boolean>();
-  constructor(private readonly check: (value: string) => boolean) {}
-  ok(value: string): boolean {
-    let ok = this.verdicts.get(value);
-    if (ok === undefined) {
-      ok = this.check(value);
-      if (this.verdicts.size >= 10_000) this.verdicts.clear();
-      this.verdicts.set(value, ok);
-    }
-    return ok;
-  }
-}
-const dates = new VerdictCache((value) => IsoDateSchema.safeParse(value).success);
-const currencies = new VerdictCache((value) => CurrencySchema.safeParse(value).success);
-
-const isObject = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value);
 /** The wire schemas' optional text: a string, null or absent. */
 const isText = (value: unknown): value is string | null | undefined => value == null || typeof value === 'string';
 
 function directId(value: unknown): string | undefined {
-  return typeof value === 'string' && value.length > 0 && value.length <= MAX_ID_LENGTH ? value : undefined;
+  return isIdText(value) ? value : undefined;
 }
 
 /** An AddeparNumber as the canonical schema takes it, or undefined. */

@@ -1,10 +1,8 @@
 import type { z } from 'zod';
 import type { Decimal } from 'decimal.js';
-import { CurrencySchema } from '../../../domain/money/currency.ts';
 import { Dec } from '../../../domain/money/decimal.ts';
 import {
   AccountRecordSchema,
-  IsoDateSchema,
   HoldingRecordSchema,
   PerformanceRecordSchema,
   TransactionRecordSchema,
@@ -15,9 +13,9 @@ import {
   type Security,
   type TransactionRecord,
 } from '../../../domain/platforms/records.ts';
-import { isValidCusip, isValidIsin } from '../../../domain/securities/identifiers.ts';
 import type { SyncError, SyncErrorCode } from '../../../domain/platforms/sync-error.ts';
 import type { Fetched } from '../../../ports/platform-adapter.ts';
+import { DECIMAL_TEXT, TICKER, currencies, cusips, dates, fastDecimal, isIdText, isObject, isins, type Json } from '../fast-path.ts';
 import {
   ASSET_CLASS_NAMES,
   BatchAccountSchema,
@@ -163,9 +161,6 @@ export function mapPerformance(row: unknown, position: string): Mapped<Performan
 // accepts it too or names the fault. So the fast path can only be stricter, never looser, than the
 // schemas; a unit test holds the two to the same output.
 
-/** Same pattern as SecuritySchema's ticker. */
-const TICKER = /^[A-Z0-9][A-Z0-9.\-/ ]{0,19}$/;
-const MAX_ID_LENGTH = 200;
 /** Division needs far fewer digits than the 40 kept for sums: the quotient is rounded to 6 decimals. */
 const Quotient = Dec.clone({ precision: 30, rounding: Dec.ROUND_HALF_EVEN });
 
@@ -176,35 +171,6 @@ function priceOf(marketValue: Decimal, units: Decimal): Decimal {
 
 function isOutflow(type: TransactionRecord['type'], flow: string): boolean {
   return type === 'BUY' || type === 'FEE' || (type === 'TRANSFER' && flow === 'Withdrawal');
-}
-
-/** Results of schema checks on values that repeat across rows (dates, currencies), bounded. */
-class CheckCache {
-  private readonly seen = new Map<string, boolean>();
-  constructor(private readonly check: (value: string) => boolean) {}
-  ok(value: string): boolean {
-    let ok = this.seen.get(value);
-    if (ok === undefined) {
-      ok = this.check(value);
-      if (this.seen.size >= 10_000) this.seen.clear();
-      this.seen.set(value, ok);
-    }
-    return ok;
-  }
-}
-const dates = new CheckCache((value) => IsoDateSchema.safeParse(value).success);
-const currencies = new CheckCache((value) => CurrencySchema.safeParse(value).success);
-// A fetch's transactions name the same few thousand securities over and over.
-const cusips = new CheckCache(isValidCusip);
-const isins = new CheckCache(isValidIsin);
-
-function isId(value: unknown): value is string {
-  return typeof value === 'string' && value.length > 0 && value.length <= MAX_ID_LENGTH;
-}
-
-function fastDecimal(value: unknown): Decimal | undefined {
-  if (typeof value === 'number') return Number.isFinite(value) ? new Dec(value) : undefined;
-  return typeof value === 'string' && DECIMAL_TEXT.test(value) ? new Dec(value) : undefined;
 }
 
 function fastDate(value: unknown): string | undefined {
@@ -233,13 +199,11 @@ function fastSecurity(ticker: unknown, cusip: unknown, identifier: unknown, name
   };
 }
 
-type Row = Record<string, unknown>;
-const isRow = (value: unknown): value is Row => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 function fastHolding(row: unknown): HoldingRecord | undefined {
-  if (!isRow(row) || !isId(row.holdingId) || !isId(row.accountID)) return undefined;
+  if (!isObject(row) || !isIdText(row.holdingId) || !isIdText(row.accountID)) return undefined;
   const { asset, returnInfo, costBasis } = row;
-  if (!isRow(asset) || !isRow(returnInfo) || !isId(asset.assetId)) return undefined;
+  if (!isObject(asset) || !isObject(returnInfo) || !isIdText(asset.assetId)) return undefined;
   // The holding's asset always carries its classification (a transaction's may be null).
   if (typeof asset.assetClass !== 'string' || typeof asset.securityType !== 'string') return undefined;
   const quantity = fastDecimal(returnInfo.units);
@@ -250,7 +214,7 @@ function fastHolding(row: unknown): HoldingRecord | undefined {
   if (typeof currency !== 'string' || !currencies.ok(currency)) return undefined;
   let cost: Decimal | undefined;
   if (costBasis !== undefined && costBasis !== null) {
-    cost = isRow(costBasis) ? fastDecimal(costBasis.totalCost) : undefined;
+    cost = isObject(costBasis) ? fastDecimal(costBasis.totalCost) : undefined;
     if (cost === undefined) return undefined;
   }
   const security = fastSecurity(asset.ticker, asset.cusip, asset.identifier, asset.name, asset.assetClass, asset.securityType);
@@ -268,7 +232,7 @@ function fastHolding(row: unknown): HoldingRecord | undefined {
   };
 }
 
-type SecurityFields = Partial<Pick<Row, 'Ticker' | 'Cusip' | 'Identifier' | 'AssetName' | 'AssetID' | 'AssetClass' | 'SecurityType'>>;
+type SecurityFields = Partial<Pick<Json, 'Ticker' | 'Cusip' | 'Identifier' | 'AssetName' | 'AssetID' | 'AssetClass' | 'SecurityType'>>;
 
 /**
  * A fetch's transactions name the same few thousand securities over and over: the security is
@@ -276,7 +240,7 @@ type SecurityFields = Partial<Pick<Row, 'Ticker' | 'Cusip' | 'Identifier' | 'Ass
  */
 const transactionSecurities = new Map<string, { readonly fields: SecurityFields; readonly security: Security }>();
 
-function transactionSecurity(row: Row): Security | undefined {
+function transactionSecurity(row: Json): Security | undefined {
   const key = typeof row.AssetID === 'string' ? row.AssetID : undefined;
   const cached = key === undefined ? undefined : transactionSecurities.get(key);
   if (cached !== undefined && sameSecurityFields(cached.fields, row)) return cached.security;
@@ -294,7 +258,7 @@ function sameSecurityFields(a: SecurityFields, b: SecurityFields): boolean {
 }
 
 function fastTransaction(row: unknown): TransactionRecord | undefined {
-  if (!isRow(row) || !isId(row.TransactionID) || !isId(row.AccountID)) return undefined;
+  if (!isObject(row) || !isIdText(row.TransactionID) || !isIdText(row.AccountID)) return undefined;
   const type = typeof row.TransactionType === 'string' ? TRANSACTION_TYPE_OF.get(row.TransactionType) : undefined;
   const status = typeof row.Status === 'string' ? TRANSACTION_STATUS_OF.get(row.Status) : undefined;
   const flow = row.ExternalFlowAffect;
@@ -353,8 +317,6 @@ function securityOf(
     securityType: (securityType === null ? undefined : SECURITY_TYPE_OF.get(securityType)) ?? 'other',
   };
 }
-
-const DECIMAL_TEXT = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?$/;
 
 /**
  * A JSON number is read by its shortest round-trip text, in fixed notation; a string is passed on

@@ -1,10 +1,8 @@
 import type { Decimal } from 'decimal.js';
 import type { z } from 'zod';
-import { CurrencySchema } from '../../../domain/money/currency.ts';
 import { Dec } from '../../../domain/money/decimal.ts';
 import {
   AccountRecordSchema,
-  IsoDateSchema,
   HoldingRecordSchema,
   PerformanceRecordSchema,
   TaxLotRecordSchema,
@@ -20,8 +18,8 @@ import {
   type TransactionRecord,
 } from '../../../domain/platforms/records.ts';
 import type { SyncError, SyncErrorCode } from '../../../domain/platforms/sync-error.ts';
-import { isValidCusip, isValidIsin } from '../../../domain/securities/identifiers.ts';
 import type { Fetched } from '../../../ports/platform-adapter.ts';
+import { DECIMAL_TEXT, TICKER, currencies, cusips, dates, fastDecimal, isIdText, isObject, isins, type Json } from '../fast-path.ts';
 
 /**
  * Orion records (as wire.ts describes them) -> canonical records. Pure: each function takes one
@@ -34,7 +32,6 @@ import type { Fetched } from '../../../ports/platform-adapter.ts';
 
 export type Mapped<T> = Extract<Fetched<T>, { kind: 'record' | 'error' }>;
 
-type Raw = Readonly<Record<string, unknown>>;
 
 /** Orion is a US platform: a record that names no currency is in dollars. */
 const DEFAULT_CURRENCY = 'USD';
@@ -276,7 +273,7 @@ export function securityTypeOf(productType: unknown, isCustodialCash: unknown): 
   return (typeof productType === 'string' ? PRODUCT_TYPES[productType] : undefined) ?? 'other';
 }
 
-function assetSecurity(asset: Raw) {
+function assetSecurity(asset: Json) {
   const cash = asset.isCustodialCash === true;
   return {
     ticker: identifier(asset.ticker),
@@ -316,12 +313,7 @@ const PERFORMANCE_FIELDS = { platformAccountId: 'accountId', returnRate: 'twr', 
 
 // ---- small conversions -------------------------------------------------------------------------
 
-const DECIMAL_TEXT = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?$/;
 const ZERO = /^-?0(\.0+)?$/;
-
-function isObject(raw: unknown): raw is Raw {
-  return typeof raw === 'object' && raw !== null && !Array.isArray(raw);
-}
 
 /** Orion ids are integers; kept as text so they travel like every other platform's ids. */
 function idOf(value: unknown): unknown {
@@ -395,38 +387,9 @@ function failure(recordId: string, what: string, error: z.ZodError, fields: Read
 // takes it too or names the fault. So the fast path can only be stricter than the schemas, never
 // looser, and a test holds the two paths to the same output.
 
-/** SecuritySchema's ticker pattern. */
-const TICKER = /^[A-Z0-9][A-Z0-9.\-/ ]{0,19}$/;
-const MAX_ID_LENGTH = 200;
-
-/** Schema verdicts on values that repeat from record to record (dates, currencies), bounded. */
-class VerdictCache {
-  private readonly verdicts = new Map<string, boolean>();
-  constructor(private readonly check: (value: string) => boolean) {}
-  ok(value: string): boolean {
-    let ok = this.verdicts.get(value);
-    if (ok === undefined) {
-      ok = this.check(value);
-      if (this.verdicts.size >= 10_000) this.verdicts.clear();
-      this.verdicts.set(value, ok);
-    }
-    return ok;
-  }
-}
-const dates = new VerdictCache((value) => IsoDateSchema.safeParse(value).success);
-const currencies = new VerdictCache((value) => CurrencySchema.safeParse(value).success);
-// A fetch's transactions name the same few thousand securities over and over.
-const cusips = new VerdictCache(isValidCusip);
-const isins = new VerdictCache(isValidIsin);
-
 function fastId(value: unknown): string | undefined {
   if (typeof value === 'number') return Number.isSafeInteger(value) ? String(value) : undefined;
-  return typeof value === 'string' && value.length > 0 && value.length <= MAX_ID_LENGTH ? value : undefined;
-}
-
-function fastDecimal(value: unknown): Decimal | undefined {
-  if (typeof value === 'number') return Number.isFinite(value) ? new Dec(value) : undefined;
-  return typeof value === 'string' && DECIMAL_TEXT.test(value) ? new Dec(value) : undefined;
+  return isIdText(value) ? value : undefined;
 }
 
 /** undefined: not taken by the fast path; null: absent. */
@@ -464,7 +427,7 @@ function fastSecurity(ticker: unknown, cusip: unknown, isin: unknown, name: unkn
   return { ticker: t ?? undefined, cusip: c ?? undefined, isin: i ?? undefined, name, assetClass, securityType };
 }
 
-function fastAsset(raw: Raw): HoldingRecord | undefined {
+function fastAsset(raw: Json): HoldingRecord | undefined {
   const platformRecordId = fastId(raw.id);
   const platformAccountId = fastId(raw.accountId);
   const quantity = fastDecimal(raw.currentShares);
@@ -480,7 +443,7 @@ function fastAsset(raw: Raw): HoldingRecord | undefined {
   return { platformRecordId, platformAccountId, security, quantity, price, marketValue, costBasis: costBasis ?? undefined, currency, asOf };
 }
 
-function fastTransaction(raw: Raw): TransactionRecord | undefined {
+function fastTransaction(raw: Json): TransactionRecord | undefined {
   const kind = transactionKind(raw.financialType, raw.type);
   const status = typeof raw.status === 'string' ? TRANSACTION_STATUSES[raw.status] : undefined;
   const platformRecordId = fastId(raw.id);
