@@ -20,7 +20,7 @@ let engine: ProjectionEngine;
 let env: NodeJS.ProcessEnv;
 
 async function project(): Promise<void> {
-  for (const projector of projectors) await engine.catchUp(projector);
+  for (const projector of projectors) await engine.catchUpTo(projector);
 }
 
 beforeAll(async () => {

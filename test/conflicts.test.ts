@@ -30,7 +30,7 @@ beforeAll(async () => {
 afterAll(async () => database?.drop());
 
 async function project(): Promise<void> {
-  for (const projector of projectors) await engine.catchUp(projector);
+  for (const projector of projectors) await engine.catchUpTo(projector);
 }
 
 const AAPL = { ticker: 'AAPL', cusip: '037833100', name: 'Apple Inc.', price: '189.84' };

@@ -58,8 +58,8 @@ describe('projection engine', () => {
     expect(before[0]!.headPosition).toBe(200);
     expect(before[0]!.oldestUnprocessedAgeSeconds).toBeGreaterThanOrEqual(0);
 
-    await engine.catchUp(auditLogProjector);
-    await engine.catchUp(streamCatalogueProjector);
+    await engine.catchUpTo(auditLogProjector);
+    await engine.catchUpTo(streamCatalogueProjector);
     const after = await engine.status();
     expect(after.map((s) => s.eventsBehind)).toEqual([0, 0]);
     expect(after.map((s) => s.oldestUnprocessedAgeSeconds)).toEqual([0, 0]);
@@ -101,7 +101,7 @@ describe('projection engine', () => {
     // The half-written batch left nothing behind: rows and checkpoint moved together.
     expect(await countOf('audit_log')).toBe(committed);
 
-    await engine.catchUp(auditLogProjector);
+    await engine.catchUpTo(auditLogProjector);
     const resumed = await auditRows();
     expect(resumed).toHaveLength(1000);
     await engine.rebuild(auditLogProjector);
@@ -111,7 +111,7 @@ describe('projection engine', () => {
   it('never shows readers an empty or partial read model during a rebuild', async () => {
     await appendMany(20, 150);
     await engine.ensure(auditLogProjector);
-    await engine.catchUp(auditLogProjector);
+    await engine.catchUpTo(auditLogProjector);
     const before = await auditRows();
 
     let reads = 0;

@@ -67,7 +67,7 @@ beforeAll(async () => {
     const { operationId } = await requestSync(services, { connectionId, dataTypes: ['holdings'], trigger: 'manual', requestedBy: 'tester' });
     expect((await runSync(services, operationId)).status).toBe('completed');
   }
-  for (const projector of projectors) await engine.catchUp(projector);
+  for (const projector of projectors) await engine.catchUpTo(projector);
 }, 180_000);
 
 afterAll(async () => {
@@ -134,7 +134,7 @@ describe('three platforms connected, synced and consolidated', () => {
   it('finds the overlapping securities as conflicts, held for review under MANUAL_REVIEW', async () => {
     const overlapping = [...truth().values()].filter((e) => e.sources.size > 1).length;
     const report = await detectPortfolioConflicts({ store, db: database.db }, PORTFOLIO);
-    await engine.catchUp(portfolioConflictsProjector);
+    await engine.catchUpTo(portfolioConflictsProjector);
     expect(report.detected).toBeGreaterThanOrEqual(overlapping);
     expect(report.resolved).toBe(0);
     const { rows } = await sql<{ open: number; securities: number }>`

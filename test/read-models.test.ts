@@ -32,7 +32,7 @@ beforeAll(async () => {
 afterAll(async () => database?.drop());
 
 async function project(): Promise<void> {
-  for (const projector of projectors) await engine.catchUp(projector);
+  for (const projector of projectors) await engine.catchUpTo(projector);
 }
 
 async function rows<T>(query: ReturnType<typeof sql<T>>): Promise<T[]> {

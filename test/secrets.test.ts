@@ -81,7 +81,7 @@ beforeAll(async () => {
   const engine = new ProjectionEngine(database.db, store, [auditLogProjector, streamCatalogueProjector], { batchSize: 500 });
   for (const projector of [auditLogProjector, streamCatalogueProjector]) {
     await engine.ensure(projector);
-    await engine.catchUp(projector);
+    await engine.catchUpTo(projector);
   }
 }, 120_000);
 

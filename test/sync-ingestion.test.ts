@@ -238,7 +238,7 @@ describe('the source_records read model', () => {
   it('equals a rebuild from the log', async () => {
     const snapshot = async () =>
       (await sql`SELECT connection_id, data_type, record_id, revision, content_hash, record, removed, last_operation_id, updated_at FROM source_records ORDER BY 1, 2, 3`.execute(database.db)).rows;
-    await engine.catchUp(sourceRecordsProjector);
+    await engine.catchUpTo(sourceRecordsProjector);
     const live = await snapshot();
     expect(live.length).toBeGreaterThan(3 * (HOLDINGS + TRANSACTIONS));
     await engine.rebuild(sourceRecordsProjector);

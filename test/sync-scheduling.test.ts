@@ -90,7 +90,7 @@ describe('scheduled syncs on the durable queue', () => {
     expect(row.runs).toBe(2);
 
     const snapshot = async () => (await sql`SELECT * FROM source_records WHERE connection_id = 'kill-conn' ORDER BY record_id`.execute(database.db)).rows;
-    await engine.catchUp(sourceRecordsProjector);
+    await engine.catchUpTo(sourceRecordsProjector);
     const live = await snapshot();
     await engine.rebuild(sourceRecordsProjector);
     expect(await snapshot()).toEqual(live);
@@ -135,7 +135,7 @@ describe('scheduled syncs on the durable queue', () => {
       SELECT last_status AS status, count(*)::int AS n FROM sync_queue WHERE connection_id LIKE 'many-%' GROUP BY 1`.execute(database.db);
     expect(rows.rows).toEqual([{ status: 'completed', n: CONNECTIONS }]);
     const records = await sql<{ n: number }>`SELECT count(*)::int AS n FROM source_records WHERE connection_id LIKE 'many-%'`.execute(database.db);
-    await engine.catchUp(sourceRecordsProjector);
+    await engine.catchUpTo(sourceRecordsProjector);
     expect((await sql<{ n: number }>`SELECT count(*)::int AS n FROM source_records WHERE connection_id LIKE 'many-%'`.execute(database.db)).rows[0]!.n).toBe(3 * CONNECTIONS);
     expect(records.rows[0]!.n).toBeLessThanOrEqual(3 * CONNECTIONS);
   }, 400_000);

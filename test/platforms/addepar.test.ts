@@ -1,14 +1,7 @@
 import { Decimal } from 'decimal.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AccountRecord, AnalyticsRecord, HoldingRecord, PerformanceRecord, TransactionRecord } from '../../src/domain/platforms/records.ts';
-import {
-  CredentialsChangedError,
-  PlatformError,
-  type CredentialHolder,
-  type Credentials,
-  type Fetched,
-  type PlatformAdapter,
-} from '../../src/ports/platform-adapter.ts';
+import type { CredentialHolder, PlatformAdapter } from '../../src/ports/platform-adapter.ts';
 import addepar, { API_ROOT, JSON_API, SANDBOX_FIRM_ID, SANDBOX_REDIRECT_URI, sandboxApiKey } from '../../src/adapters/platforms/addepar/index.ts';
 import {
   RowSecurityCache,
@@ -21,44 +14,10 @@ import {
   mapTransaction,
 } from '../../src/adapters/platforms/addepar/mapping.ts';
 import type { RunningSandbox, SandboxHolding, SandboxTransaction } from '../../src/adapters/platforms/sandbox-kit/index.ts';
-
-/** A connection's credentials in memory, with the compare-and-swap the vault gives. */
-class MemoryHolder implements CredentialHolder {
-  replaced = 0;
-  constructor(public credentials: Credentials) {}
-  async current(): Promise<Credentials> {
-    return this.credentials;
-  }
-  async replace(previous: Credentials, next: Credentials): Promise<void> {
-    if (previous.accessToken !== this.credentials.accessToken || previous.refreshToken !== this.credentials.refreshToken) throw new CredentialsChangedError();
-    this.credentials = next;
-    this.replaced++;
-  }
-}
+import { MemoryHolder, collect, failure } from '../support/platforms.ts';
 
 const SCALE = 0.0001;
 const FAST = { rateLimitScale: SCALE, timeoutMs: 1_000, retry: { maxAttempts: 4, initialDelayMs: 10, maxDelayMs: 50 }, breaker: { consecutiveFailures: 20, halfOpenAfterMs: 500 }, jobPolling: { initialMs: 5, maxMs: 50, giveUpAfterMs: 30_000 } };
-
-async function collect<T>(items: AsyncIterable<Fetched<T>>): Promise<{ records: T[]; errors: Fetched<T>[]; cursor?: string }> {
-  const records: T[] = [];
-  const errors: Fetched<T>[] = [];
-  let cursor: string | undefined;
-  for await (const item of items) {
-    if (item.kind === 'record') records.push(item.record);
-    else if (item.kind === 'error') errors.push(item);
-    else cursor = item.cursor;
-  }
-  return { records, errors, ...(cursor === undefined ? {} : { cursor }) };
-}
-
-async function failureOf(promise: Promise<unknown>): Promise<PlatformError> {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  expect(error).toBeInstanceOf(PlatformError);
-  return error as PlatformError;
-}
 
 const dec = (value: Decimal | undefined) => value?.toFixed();
 const same = (value: Decimal | undefined, truth: string | undefined) => (truth === undefined ? value === undefined : value !== undefined && value.eq(truth));
@@ -147,7 +106,7 @@ describe('Addepar sandbox and adapter', () => {
       const approved = await fetch(new URL(url.pathname, sandbox.url), { method: 'POST', body: form, redirect: 'manual' });
       const callback = new URL(approved.headers.get('location')!);
       callback.searchParams.set('state', 'forged-state');
-      const error = await failureOf(adapter.completeAuthorization({ callbackUrl: callback.toString(), expectedState: start.state, codeVerifier: start.codeVerifier, redirectUri: SANDBOX_REDIRECT_URI }));
+      const error = await failure(() => adapter.completeAuthorization({ callbackUrl: callback.toString(), expectedState: start.state, codeVerifier: start.codeVerifier, redirectUri: SANDBOX_REDIRECT_URI }));
       expect(error.syncError.code).toBe('AUTH_REVOKED');
       expect(error.message).toContain('state');
     });
@@ -157,7 +116,7 @@ describe('Addepar sandbox and adapter', () => {
       const credentials = await adapter.onboardApiKey(key.apiKey, key.apiSecret);
       const accounts = await collect(adapter.open(new MemoryHolder(credentials)).accounts());
       expect(accounts.records.map((account) => account.platformAccountId).sort()).toEqual(['ALICE-1', 'ALICE-2']);
-      const error = await failureOf(adapter.onboardApiKey(key.apiKey, 'not-the-secret'));
+      const error = await failure(() => adapter.onboardApiKey(key.apiKey, 'not-the-secret'));
       expect(error.syncError.code).toBe('AUTH_REVOKED');
       expect(error.message).not.toContain('not-the-secret');
     });
@@ -424,10 +383,10 @@ describe('Addepar sandbox and adapter', () => {
       sandbox.faults.enqueue({ kind: 'unavailable', retryAfterSeconds: 0 }, { pathPrefix: `${API_ROOT}/v1/positions`, times: 100 });
       try {
         const connection = strict.open(holder);
-        const first = await failureOf(collect(connection.holdings('ALICE-1')));
+        const first = await failure(() => collect(connection.holdings('ALICE-1')));
         expect(first.syncError).toMatchObject({ code: 'PLATFORM_UNAVAILABLE', retryable: true });
         const before = sandbox.faults.applied('unavailable');
-        const second = await failureOf(collect(connection.holdings('ALICE-1')));
+        const second = await failure(() => collect(connection.holdings('ALICE-1')));
         expect(second.syncError.code).toBe('PLATFORM_UNAVAILABLE');
         expect(second.message).toContain('circuit open');
         expect(sandbox.faults.applied('unavailable')).toBe(before);
@@ -438,7 +397,7 @@ describe('Addepar sandbox and adapter', () => {
 
     it('slow past the client timeout on every attempt ends in TIMEOUT', async () => {
       sandbox.faults.enqueue({ kind: 'slow', delayMs: 1_500 }, { pathPrefix: `${API_ROOT}/v1/entities`, times: 4 });
-      const error = await failureOf(collect(adapter.open(holder).accounts()));
+      const error = await failure(() => collect(adapter.open(holder).accounts()));
       expect(error.syncError.code).toBe('TIMEOUT');
       sandbox.faults.clear();
     });
@@ -455,7 +414,7 @@ describe('Addepar sandbox and adapter', () => {
       const own = new MemoryHolder(await addepar.connectWithoutUser(adapter, sandbox, owner));
       sandbox.faults.enqueue({ kind: 'revoke_token' }, { pathPrefix: `${API_ROOT}/v1/positions` });
       const started = Date.now();
-      const error = await failureOf(holdingsOf('ALICE-2', own));
+      const error = await failure(() => holdingsOf('ALICE-2', own));
       expect(error.syncError).toMatchObject({ code: 'AUTH_REVOKED', retryable: false });
       expect(Date.now() - started).toBeLessThan(5_000);
       expect(error.message).not.toContain(own.credentials.accessToken);

@@ -8,64 +8,12 @@ import { PRICE_DECIMALS, checkedHolding, checkedTransaction, mapHolding, mapTran
 import { signWebhook, type RunningSandbox } from '../../src/adapters/platforms/sandbox-kit/index.ts';
 import { minorUnits } from '../../src/domain/money/minor-units.ts';
 import type { HoldingRecord, TransactionRecord } from '../../src/domain/platforms/records.ts';
-import {
-  CredentialsChangedError,
-  PlatformError,
-  type CredentialHolder,
-  type Credentials,
-  type Fetched,
-  type PlatformAdapter,
-  type PlatformConnection,
-} from '../../src/ports/platform-adapter.ts';
+import { PlatformError, type PlatformAdapter, type PlatformConnection } from '../../src/ports/platform-adapter.ts';
 import { eventually } from '../support/eventually.ts';
-
-/** Credentials kept in memory with the port's compare-and-swap, counting replacements. */
-class MemoryHolder implements CredentialHolder {
-  replacements = 0;
-  constructor(public credentials: Credentials) {}
-  async current(): Promise<Credentials> {
-    return this.credentials;
-  }
-  async replace(previous: Credentials, next: Credentials): Promise<void> {
-    if (previous !== this.credentials) throw new CredentialsChangedError();
-    this.credentials = next;
-    this.replacements++;
-  }
-}
+import { MemoryHolder, collect, failure, platformTestKit } from '../support/platforms.ts';
 
 const OWNER = 'bd-user-1';
-const FAST_RETRIES = { maxAttempts: 4, initialDelayMs: 20, maxDelayMs: 200 };
-
-async function collect<T>(items: AsyncIterable<Fetched<T>>): Promise<{ records: T[]; errors: Fetched<T>[]; cursor?: string }> {
-  const records: T[] = [];
-  const errors: Fetched<T>[] = [];
-  let cursor: string | undefined;
-  for await (const item of items) {
-    if (item.kind === 'record') records.push(item.record);
-    else if (item.kind === 'error') errors.push(item);
-    else cursor = item.cursor;
-  }
-  return cursor === undefined ? { records, errors } : { records, errors, cursor };
-}
-
-async function failure(run: () => Promise<unknown>): Promise<PlatformError> {
-  try {
-    await run();
-  } catch (error) {
-    if (error instanceof PlatformError) return error;
-    throw error;
-  }
-  throw new Error('expected a PlatformError');
-}
-
-function adapterFor(sandbox: RunningSandbox, extras: Record<string, unknown> = {}): PlatformAdapter {
-  return blackDiamond.createAdapter({ baseUrl: sandbox.url, retry: FAST_RETRIES, timeoutMs: 2000, breaker: { consecutiveFailures: 50, halfOpenAfterMs: 1000 }, ...extras });
-}
-
-async function connect(sandbox: RunningSandbox, adapter: PlatformAdapter, owner = OWNER): Promise<{ holder: MemoryHolder; connection: PlatformConnection }> {
-  const holder = new MemoryHolder(await blackDiamond.connectWithoutUser(adapter, sandbox, owner));
-  return { holder, connection: adapter.open(holder) };
-}
+const { adapterFor, connect } = platformTestKit(blackDiamond, { owner: OWNER });
 
 /** The price is market value / units; the truth's market value is rounded to the currency's minor unit. */
 function expectPriceConsistent(record: HoldingRecord, truthPrice: string, currency: string): void {

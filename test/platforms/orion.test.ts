@@ -5,72 +5,12 @@ import { checkedAsset, checkedTransaction, lotTerm, mapAsset, mapTransaction, ma
 import { OrionAccountSchema, OrionAssetSchema, OrionPerformanceSchema, OrionTransactionSchema, OrionVerboseAssetSchema } from '../../src/adapters/platforms/orion/wire.ts';
 import { signWebhook, type SandboxHolding, type SandboxSecurity } from '../../src/adapters/platforms/sandbox-kit/index.ts';
 import type { SecurityType } from '../../src/domain/platforms/records.ts';
-import {
-  CredentialsChangedError,
-  PlatformError,
-  type CredentialHolder,
-  type Credentials,
-  type Fetched,
-  type PlatformAdapter,
-  type PlatformConnection,
-} from '../../src/ports/platform-adapter.ts';
-
-/** Credentials kept in memory with the port's compare-and-swap, counting replacements. */
-class MemoryHolder implements CredentialHolder {
-  replacements = 0;
-  constructor(public credentials: Credentials) {}
-  async current(): Promise<Credentials> {
-    return this.credentials;
-  }
-  async replace(previous: Credentials, next: Credentials): Promise<void> {
-    if (previous !== this.credentials) throw new CredentialsChangedError();
-    this.credentials = next;
-    this.replacements++;
-  }
-}
+import { PlatformError, type PlatformAdapter, type PlatformConnection } from '../../src/ports/platform-adapter.ts';
+import { MemoryHolder, collect, failure, platformTestKit } from '../support/platforms.ts';
 
 const OWNER = 'orion-advisor-1';
-const FAST_RETRIES = { maxAttempts: 4, initialDelayMs: 20, maxDelayMs: 200 };
+const { adapterFor, connect } = platformTestKit(orion, { owner: OWNER, adapter: { clientId: SANDBOX_CLIENT_ID, clientSecret: SANDBOX_CLIENT_SECRET } });
 const DAY_MS = 86_400_000;
-
-async function collect<T>(items: AsyncIterable<Fetched<T>>): Promise<{ records: T[]; errors: Extract<Fetched<T>, { kind: 'error' }>[]; cursor?: string }> {
-  const records: T[] = [];
-  const errors: Extract<Fetched<T>, { kind: 'error' }>[] = [];
-  let cursor: string | undefined;
-  for await (const item of items) {
-    if (item.kind === 'record') records.push(item.record);
-    else if (item.kind === 'error') errors.push(item);
-    else cursor = item.cursor;
-  }
-  return cursor === undefined ? { records, errors } : { records, errors, cursor };
-}
-
-async function failure(run: () => Promise<unknown>): Promise<PlatformError> {
-  try {
-    await run();
-  } catch (error) {
-    if (error instanceof PlatformError) return error;
-    throw error;
-  }
-  throw new Error('expected a PlatformError');
-}
-
-function adapterFor(sandbox: RunningOrionSandbox, extras: Record<string, unknown> = {}): PlatformAdapter {
-  return orion.createAdapter({
-    baseUrl: sandbox.url,
-    clientId: SANDBOX_CLIENT_ID,
-    clientSecret: SANDBOX_CLIENT_SECRET,
-    retry: FAST_RETRIES,
-    timeoutMs: 2000,
-    breaker: { consecutiveFailures: 50, halfOpenAfterMs: 1000 },
-    ...extras,
-  });
-}
-
-async function connect(sandbox: RunningOrionSandbox, adapter: PlatformAdapter, owner = OWNER): Promise<{ holder: MemoryHolder; connection: PlatformConnection }> {
-  const holder = new MemoryHolder(await orion.connectWithoutUser(adapter, sandbox, owner));
-  return { holder, connection: adapter.open(holder) };
-}
 
 /** Orion's productType says StockOrETF for both; custodial cash is flagged apart. */
 function orionSecurityType(security: SandboxSecurity): SecurityType {

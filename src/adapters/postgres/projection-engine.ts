@@ -99,13 +99,36 @@ export class ProjectionEngine {
     });
   }
 
-  /** Applies batches until the projector has reached the head of the log. */
+  /** Applies batches until no further event is visible to readers (see readAll's horizon). */
   async catchUp(projector: Projector): Promise<number> {
     let total = 0;
     for (let applied = await this.applyNextBatch(projector); applied > 0; applied = await this.applyNextBatch(projector)) {
       total += applied;
     }
     return total;
+  }
+
+  /**
+   * Applies until the projector holds every event committed before the call (or up to `target`).
+   * Unlike catchUp, it waits out transactions anywhere on the server that hold the read horizon
+   * back, so what it returns after is a read model a caller can check against the log.
+   */
+  async catchUpTo(projector: Projector, target?: LogCursor, pollMs = 10): Promise<void> {
+    const goal = target ?? (await this.headCursor());
+    if (!goal) return;
+    for (;;) {
+      await this.catchUp(projector);
+      if (cursorReached(await this.checkpointOf(projector.name), goal)) return;
+      await new Promise((resolve) => setTimeout(resolve, pollMs));
+    }
+  }
+
+  /** The last committed event's place in the log order, or null for an empty log. */
+  async headCursor(): Promise<LogCursor | null> {
+    const result = await sql<{ transaction_id: string; global_position: number }>`
+      SELECT transaction_id::text, global_position FROM events ORDER BY transaction_id DESC, global_position DESC LIMIT 1`.execute(this.db);
+    const row = result.rows[0];
+    return row ? { transactionId: row.transaction_id, position: row.global_position } : null;
   }
 
   /**
@@ -222,6 +245,12 @@ export class ProjectionEngine {
     const result = await sql<{ count: number }>`SELECT count(*)::bigint AS count FROM events`.execute(this.db);
     return result.rows[0]?.count ?? 0;
   }
+}
+
+function cursorReached(checkpoint: LogCursor, goal: LogCursor): boolean {
+  const a = BigInt(checkpoint.transactionId);
+  const b = BigInt(goal.transactionId);
+  return a > b || (a === b && checkpoint.position >= goal.position);
 }
 
 async function applyEvents(trx: Transaction<unknown>, projector: Projector, events: readonly RecordedEvent[]): Promise<void> {
