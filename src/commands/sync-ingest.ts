@@ -131,6 +131,11 @@ class SourceWriter {
     await this.inflight;
   }
 
+  /** Waits for the append in flight, if any, to land or fail: a run that stops leaves no write behind it. */
+  async settle(): Promise<void> {
+    await this.inflight?.catch(() => {});
+  }
+
   private async resolve(slots: readonly (NewEvent | PendingChange)[]): Promise<NewEvent[]> {
     const changes = slots.filter((slot): slot is PendingChange => 'recordId' in slot);
     const { connectionId, operationId, platform, metadata } = this.context;
@@ -206,57 +211,66 @@ export async function ingestDataType(context: IngestContext, dataType: DataType,
     }
   };
 
-  const accounts = dataType === 'accounts' ? [''] : accountIds;
-  const onlyAccounts = new Set(accountIds);
-  for (const accountId of accounts) {
-    const since = incremental ? storedCursors.get(accountId) : undefined;
-    for await (const item of fetchOf(context.connection, dataType, accountId, since)) {
-      if (item.kind === 'cursor') {
-        nextCursors.set(accountId, item.cursor);
-        continue;
-      }
-      pulled++;
-      if (item.kind === 'record') {
-        const record = item.record as Record<string, unknown>;
-        // A connection bound to some accounts keeps only theirs from the platform's account list.
-        if (dataType !== 'accounts' || onlyAccounts.has(String(record.platformAccountId))) await take(record);
-      } else {
-        const entry = known.get(item.error.recordId);
-        if (entry) entry.seen = true;
-        if (!context.onlyRecords || context.onlyRecords.has(item.error.recordId)) {
-          counts.processed++;
-          counts.failed++;
-          errors.push(item.error);
-          if (errors.length >= ERROR_BATCH) await flushErrors();
-        }
-      }
-      if (pulled % PROGRESS_EVERY === 0 || pulled % APPEND_BATCH === 0) await progress();
-    }
+  try {
+    await pullAndAppend();
+  } catch (error) {
+    await writer.settle();
+    throw error;
   }
-
-  if (SNAPSHOT_TYPES.has(dataType) && context.onlyRecords === undefined) {
-    for (const [recordId, entry] of known) {
-      if (entry.seen || entry.removed) continue;
-      const revision = entry.revision + 1;
-      await writer.add({
-        id: observationEventId(connectionId, dataType, recordId, revision, 'removed'),
-        type: 'SourceRecordRemoved',
-        data: { connectionId, platform, dataType, recordId, operationId, revision },
-        metadata,
-      });
-    }
-  }
-  for (const [platformAccountId, cursor] of nextCursors) {
-    if (storedCursors.get(platformAccountId) === cursor) continue;
-    await writer.add({
-      id: deterministicEventId(connectionId, dataType, 'cursor', platformAccountId, cursor),
-      type: 'SourceCursorAdvanced',
-      data: { connectionId, dataType, platformAccountId, operationId, cursor },
-      metadata,
-    });
-  }
-  await writer.drain();
   await flushErrors();
   context.onProgress?.({ dataType, pulled, appended: writer.appended });
   await context.recordProgress(dataType, pulled);
+
+  async function pullAndAppend(): Promise<void> {
+    const accounts = dataType === 'accounts' ? [''] : accountIds;
+    const onlyAccounts = new Set(accountIds);
+    for (const accountId of accounts) {
+      const since = incremental ? storedCursors.get(accountId) : undefined;
+      for await (const item of fetchOf(context.connection, dataType, accountId, since)) {
+        if (item.kind === 'cursor') {
+          nextCursors.set(accountId, item.cursor);
+          continue;
+        }
+        pulled++;
+        if (item.kind === 'record') {
+          const record = item.record as Record<string, unknown>;
+          // A connection bound to some accounts keeps only theirs from the platform's account list.
+          if (dataType !== 'accounts' || onlyAccounts.has(String(record.platformAccountId))) await take(record);
+        } else {
+          const entry = known.get(item.error.recordId);
+          if (entry) entry.seen = true;
+          if (!context.onlyRecords || context.onlyRecords.has(item.error.recordId)) {
+            counts.processed++;
+            counts.failed++;
+            errors.push(item.error);
+            if (errors.length >= ERROR_BATCH) await flushErrors();
+          }
+        }
+        if (pulled % PROGRESS_EVERY === 0 || pulled % APPEND_BATCH === 0) await progress();
+      }
+    }
+
+    if (SNAPSHOT_TYPES.has(dataType) && context.onlyRecords === undefined) {
+      for (const [recordId, entry] of known) {
+        if (entry.seen || entry.removed) continue;
+        const revision = entry.revision + 1;
+        await writer.add({
+          id: observationEventId(connectionId, dataType, recordId, revision, 'removed'),
+          type: 'SourceRecordRemoved',
+          data: { connectionId, platform, dataType, recordId, operationId, revision },
+          metadata,
+        });
+      }
+    }
+    for (const [platformAccountId, cursor] of nextCursors) {
+      if (storedCursors.get(platformAccountId) === cursor) continue;
+      await writer.add({
+        id: deterministicEventId(connectionId, dataType, 'cursor', platformAccountId, cursor),
+        type: 'SourceCursorAdvanced',
+        data: { connectionId, dataType, platformAccountId, operationId, cursor },
+        metadata,
+      });
+    }
+    await writer.drain();
+  }
 }

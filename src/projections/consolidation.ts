@@ -25,6 +25,8 @@ interface Batch {
   readonly finish: Map<string, Date>;
   readonly connectionStats: Set<string>;
   readonly pendingHoldings: RecordedEvent[];
+  /** Per connection, transactions observed minus removed and not yet counted. */
+  readonly transactionDeltas: Map<string, number>;
 }
 
 /**
@@ -66,19 +68,19 @@ export const consolidationProjector: Projector = {
   createTables: createConsolidationTables,
 
   async apply(trx: Trx, events: readonly RecordedEvent[]) {
-    const batch: Batch = { touched: new Map(), finish: new Map(), connectionStats: new Set(), pendingHoldings: [] };
+    const batch: Batch = { touched: new Map(), finish: new Map(), connectionStats: new Set(), pendingHoldings: [], transactionDeltas: new Map() };
     for (const event of events) {
       const data = event.data as Data;
       if (event.type.startsWith('SourceRecord')) {
         if (data.dataType === 'holdings') batch.pendingHoldings.push(event);
-        else if (data.dataType === 'transactions') await countTransactions(trx, batch, event);
+        else if (data.dataType === 'transactions') countTransactions(batch, event);
         continue;
       }
-      // Source holdings first: what follows (a link, a filter) must see them.
-      await flushHoldings(trx, batch);
+      // Source holdings and counts first: what follows (a link, a filter, a disconnection) must see them.
+      await flushSources(trx, batch);
       await applyOther(trx, batch, event, data);
     }
-    await flushHoldings(trx, batch);
+    await flushSources(trx, batch);
     for (const [portfolioId, keys] of batch.touched) {
       await consolidate(trx, portfolioId, keys);
       for (const at of keys.values()) finish(batch, portfolioId, at);
@@ -229,12 +231,24 @@ function groupKeyOf(connectionId: string, recordId: string, record: unknown): st
   return key ?? `UNRESOLVED:${connectionId}:${recordId}`;
 }
 
-async function countTransactions(trx: Trx, batch: Batch, event: RecordedEvent): Promise<void> {
+function countTransactions(batch: Batch, event: RecordedEvent): void {
   const delta = event.type === 'SourceRecordObserved' ? 1 : event.type === 'SourceRecordRemoved' ? -1 : 0;
   if (delta === 0) return;
   const connectionId = (event.data as Data).connectionId as string;
-  await sql`UPDATE connections SET transactions_count = transactions_count + ${delta} WHERE connection_id = ${connectionId}`.execute(trx);
+  batch.transactionDeltas.set(connectionId, (batch.transactionDeltas.get(connectionId) ?? 0) + delta);
   batch.connectionStats.add(connectionId);
+}
+
+/** The source events collected since the last other event: holdings into source_holdings, transaction counts in one statement. */
+async function flushSources(trx: Trx, batch: Batch): Promise<void> {
+  await flushHoldings(trx, batch);
+  if (batch.transactionDeltas.size === 0) return;
+  const deltas = [...batch.transactionDeltas];
+  batch.transactionDeltas.clear();
+  await sql`
+    UPDATE connections c SET transactions_count = c.transactions_count + d.delta
+      FROM unnest(${deltas.map(([id]) => id)}::text[], ${deltas.map(([, delta]) => delta)}::int[]) AS d(connection_id, delta)
+     WHERE c.connection_id = d.connection_id`.execute(trx);
 }
 
 async function applyOther(trx: Trx, batch: Batch, event: RecordedEvent, data: Data): Promise<void> {

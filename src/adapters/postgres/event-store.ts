@@ -105,8 +105,10 @@ export class PostgresEventStore implements EventStore {
     let rows: AppendRow[];
     try {
       // The COPY path validates as it writes (on a copy of the list, which it reads over several
-      // turns of the event loop); every other path before it sends anything.
-      if (!callerIds && events.length >= COPY_THRESHOLD) rows = await this.appendByCopy(claim, batch, [...events]);
+      // turns of the event loop); every other path before it sends anything. A batch with caller
+      // ids any of which is stored already goes to ledger_append, which says whether it is a repeat.
+      const copied = events.length >= COPY_THRESHOLD ? await this.appendByCopy(claim, batch, [...events]) : null;
+      if (copied) rows = copied;
       else {
         batch.addUpTo(events, events.length);
         if (callerIds) rows = await this.appendWithFunction(claim, true, batch);
@@ -237,12 +239,29 @@ export class PostgresEventStore implements EventStore {
    * extend the hash chain here, COPY the rows, then record the stream's last hash and commit. The
    * events are prepared (validated, serialised, content-hashed) chunk by chunk, the first while the
    * claim is in flight and each next one while the server ingests the previous one; an invalid
-   * event aborts the COPY, and the transaction is rolled back.
+   * event aborts the COPY, and the transaction is rolled back. With caller ids, the stream's lock
+   * is taken first and the ids looked up under it: if any is stored already, nothing is written
+   * and null says so (ledger_append then decides between a repeat and a conflict); otherwise a
+   * concurrent append of one of the ids elsewhere still meets the unique index.
    */
-  private async appendByCopy(claim: Claim, batch: PreparedBatch, events: readonly NewEvent[]): Promise<AppendRow[]> {
+  private async appendByCopy(claim: Claim, batch: PreparedBatch, events: readonly NewEvent[]): Promise<AppendRow[] | null> {
     const client = await this.pool.connect();
     try {
       await client.query('BEGIN');
+      if (batch.callerIds) {
+        // Two statements: the lookup's snapshot must be taken after the lock is held.
+        await client.query({ name: 'ledger_lock_stream', text: 'SELECT pg_advisory_xact_lock(1279524867, hashtext($1))', values: [claim.streamId] });
+        const stored = await client.query<[boolean]>({
+          name: 'ledger_find_ids',
+          text: 'SELECT EXISTS (SELECT 1 FROM events WHERE event_id = ANY($1::text[]))',
+          values: [events.flatMap((event) => (typeof event.id === 'string' ? [event.id] : []))],
+          rowMode: 'array',
+        });
+        if (stored.rows[0]![0]) {
+          await client.query('ROLLBACK');
+          return null;
+        }
+      }
       // The claim also reserves the batch's global positions, in order, so that nothing needs to
       // be read back after COPY. (The sequence is named directly: looking it up per row cost more
       // than the nextval.)
