@@ -150,6 +150,7 @@ describe('service on the embedded PostgreSQL', () => {
     await rm(dataDir, { recursive: true, force: true });
   });
 
+  // Three starts of the service, each with its sandboxes and demo, on a server created here: minutes on a loaded machine.
   it('starts, refuses a second start on the same data, keeps data across a restart and leaves no server behind', async () => {
     const env = { DATABASE_URL: '', LEDGER_DATA_DIR: dataDir, EMBEDDED_PG_PORT: '0' };
     const first = await startService(env);
@@ -184,7 +185,7 @@ describe('service on the embedded PostgreSQL', () => {
       expect(await stop(restarted)).toBe(0);
     }
     expect(await serversUsing(dataDir)).toEqual([]);
-  });
+  }, 180_000);
 });
 
 async function embeddedUrl(dataDir: string): Promise<string> {
