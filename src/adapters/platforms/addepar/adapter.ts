@@ -17,7 +17,7 @@ import {
   type TransactionQuery,
   type WebhookNotice,
 } from '../../../ports/platform-adapter.ts';
-import { PlatformHttpClient, TokenManager, exchangeCode, refreshTokens, requestError, startAuthorization, type OAuthClientConfig, type PlatformResponse } from '../client-kit/index.ts';
+import { PlatformHttpClient, TokenManager, exchangeCode, refreshTokens, requestError, startAuthorization, type OAuthClientConfig, type PlatformHttpClientOptions, type PlatformResponse } from '../client-kit/index.ts';
 import { ACCESS_TOKEN_LIFETIME_SECONDS, API_ROOT, AUTHORIZE_PATH, JSON_API, MAX_PAGE_LIMIT, RATE_LIMITS, REFRESH_TOKEN_LIFETIME_SECONDS, SANDBOX_FIRM_ID, SCOPE, TOKEN_PATH } from './defaults.ts';
 import { ExportExpiredError, downloadTsv } from './export-download.ts';
 import {
@@ -60,8 +60,8 @@ export interface AddeparAdapterConfig {
   readonly rateLimitScale?: number;
   /** Addepar allows 60 s per request. */
   readonly timeoutMs?: number;
-  readonly retry?: { readonly maxAttempts: number; readonly initialDelayMs: number; readonly maxDelayMs: number };
-  readonly breaker?: { readonly consecutiveFailures: number; readonly halfOpenAfterMs: number };
+  readonly retry?: PlatformHttpClientOptions['retry'];
+  readonly breaker?: PlatformHttpClientOptions['breaker'];
   /** Polling of export jobs: first wait, longest wait, and how long to wait for a job at most. */
   readonly jobPolling?: { readonly initialMs: number; readonly maxMs: number; readonly giveUpAfterMs: number };
   /** The benchmark analytics compare against when the caller names none. */

@@ -31,6 +31,7 @@ import {
   requestError,
   startAuthorization,
   type OAuthClientConfig,
+  type PlatformHttpClientOptions,
   type PlatformResponse,
 } from '../client-kit/index.ts';
 import { WEBHOOK_SIGNATURE_HEADER, verifyWebhookSignature } from '../sandbox-kit/webhooks.ts';
@@ -65,9 +66,9 @@ export interface BlackDiamondConfig {
   /** Rows per page of holdings and transactions (the platform allows up to 10,000). */
   readonly pageSize?: number;
   readonly timeoutMs?: number;
-  readonly retry?: { readonly maxAttempts: number; readonly initialDelayMs: number; readonly maxDelayMs: number };
-  readonly breaker?: { readonly consecutiveFailures: number; readonly halfOpenAfterMs: number };
-  readonly rateLimit?: { readonly requests: number; readonly perMs: number };
+  readonly retry?: PlatformHttpClientOptions['retry'];
+  readonly breaker?: PlatformHttpClientOptions['breaker'];
+  readonly rateLimit?: PlatformHttpClientOptions['rateLimit'];
   /** How long to wait between polls of a batch that is still being built. */
   readonly batchPollMs?: number;
   readonly now?: () => number;
