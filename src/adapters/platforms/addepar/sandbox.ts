@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { timingSafeEqual } from 'node:crypto';
-import { RateLimiter, SandboxInputError, startSandbox, type RunningSandbox, type SandboxAccount, type SandboxContext, type SandboxHolding, type SandboxSecurity, type SandboxWorld } from '../sandbox-kit/index.ts';
+import { RateLimiter, SandboxInputError, startSandbox, type PlatformSandboxOptions, type RunningSandbox, type SandboxAccount, type SandboxContext, type SandboxHolding, type SandboxSecurity, type SandboxWorld } from '../sandbox-kit/index.ts';
 import {
   ACCESS_TOKEN_LIFETIME_SECONDS,
   API_ROOT,
@@ -43,22 +43,12 @@ import { ACCOUNT_MODEL_TYPE, ASSET_CLASS_LABELS, PERSON_MODEL_TYPE, SECURITY_MOD
  * queries and exports through jobs, and write-back. The world's truth rendered in that dialect.
  */
 
-export interface AddeparSandboxOptions {
-  readonly seed: string;
-  readonly port?: number;
-  readonly autoApprove?: boolean;
-  /** Multiplies the rate-limit windows (0.001: 50 requests per 0.9 s). */
-  readonly rateLimitScale?: number;
-  readonly asOf?: string;
-  readonly now?: () => number;
-}
+/** rateLimitScale multiplies the rate-limit windows (0.001: 50 requests per 0.9 s). */
+export type AddeparSandboxOptions = PlatformSandboxOptions;
 
 export function startAddeparSandbox(options: AddeparSandboxOptions): Promise<RunningSandbox> {
   return startSandbox(addeparPlugin, {
-    seed: options.seed,
-    ...(options.port === undefined ? {} : { port: options.port }),
-    ...(options.asOf === undefined ? {} : { asOf: options.asOf }),
-    ...(options.now === undefined ? {} : { now: options.now }),
+    ...options,
     dialect: ADDEPAR_DIALECT,
     // Refresh tokens rotate (single-use, each refresh issues a fresh 90-day one): unconfirmed for Addepar.
     tokenLifetimes: { accessTokenSeconds: ACCESS_TOKEN_LIFETIME_SECONDS, refreshTokenSeconds: REFRESH_TOKEN_LIFETIME_SECONDS, rotateRefreshTokens: true },
@@ -69,8 +59,6 @@ export function startAddeparSandbox(options: AddeparSandboxOptions): Promise<Run
       revokePath: API_ROOT + REVOKE_PATH,
       defaultOwnerId: DEMO_OWNER_ID,
     },
-    autoApprove: options.autoApprove ?? false,
-    rateLimitScale: options.rateLimitScale ?? 1,
   });
 }
 

@@ -11,6 +11,7 @@ import {
   startSandbox,
   type FaultDialect,
   type PageFaultKind,
+  type PlatformSandboxOptions,
   type RunningSandbox,
   type SandboxContext,
   type SandboxHolding,
@@ -102,26 +103,15 @@ class ApiError extends Error {
   }
 }
 
-export interface BlackDiamondSandboxOptions {
-  readonly seed: string;
-  readonly port?: number;
-  readonly autoApprove?: boolean;
-  readonly rateLimitScale?: number;
-  readonly asOf?: string;
-  readonly now?: () => number;
+export interface BlackDiamondSandboxOptions extends PlatformSandboxOptions {
   readonly subscriptionKey?: string;
 }
 
 export function startBlackDiamondSandbox(options: BlackDiamondSandboxOptions): Promise<RunningSandbox> {
   const subscriptionKey = options.subscriptionKey ?? SANDBOX_SUBSCRIPTION_KEY;
   return startSandbox((app, context) => registerBlackDiamondApi(app, context, subscriptionKey), {
-    seed: options.seed,
+    ...options,
     dialect: DIALECT,
-    ...(options.port === undefined ? {} : { port: options.port }),
-    ...(options.asOf === undefined ? {} : { asOf: options.asOf }),
-    ...(options.now === undefined ? {} : { now: options.now }),
-    autoApprove: options.autoApprove ?? false,
-    rateLimitScale: options.rateLimitScale ?? 1,
     tokenLifetimes: { accessTokenSeconds: ACCESS_TOKEN_LIFETIME_MS / 1000, refreshTokenSeconds: REFRESH_TOKEN_LIFETIME_MS / 1000, rotateRefreshTokens: true },
     oauth: {
       clients: [{ clientId: SANDBOX_CLIENT_ID, clientSecret: SANDBOX_CLIENT_SECRET, redirectUris: [SANDBOX_REDIRECT_URI] }],

@@ -3,6 +3,7 @@ import {
   RateLimiter,
   startSandbox,
   type FaultDialect,
+  type PlatformSandboxOptions,
   type RunningSandbox,
   type SandboxAccount,
   type SandboxContext,
@@ -37,14 +38,8 @@ export const ORION_DIALECT: FaultDialect = {
   errorBody: (status, message) => ({ Message: status >= 500 ? 'An error has occurred.' : message }),
 };
 
-export interface OrionSandboxOptions {
-  readonly seed: string;
-  readonly port?: number;
-  readonly asOf?: string;
-  /** Multiplies the one-minute rate-limit window (tests shrink it). */
-  readonly rateLimitScale?: number;
-  readonly now?: () => number;
-}
+/** rateLimitScale multiplies the one-minute rate-limit window (tests shrink it); Orion has no consent page to approve. */
+export type OrionSandboxOptions = Omit<PlatformSandboxOptions, 'autoApprove'>;
 
 export interface RunningOrionSandbox extends RunningSandbox {
   readonly sessions: OrionSessions;
@@ -58,13 +53,9 @@ export async function startOrionSandbox(options: OrionSandboxOptions): Promise<R
       registerOrionApi(app, context, sessions);
     },
     {
-      seed: options.seed,
+      ...options,
       dialect: ORION_DIALECT,
       tokenLifetimes: ORION_TOKEN_LIFETIMES,
-      ...(options.port === undefined ? {} : { port: options.port }),
-      ...(options.asOf === undefined ? {} : { asOf: options.asOf }),
-      ...(options.rateLimitScale === undefined ? {} : { rateLimitScale: options.rateLimitScale }),
-      ...(options.now === undefined ? {} : { now: options.now }),
     },
   );
   return { ...running, sessions: sessions! };

@@ -59,4 +59,4 @@ export {
   type WebhookSenderOptions,
   type WebhookSubscription,
 } from './webhooks.ts';
-export { startSandbox, type RunningSandbox, type SandboxContext, type SandboxPlugin, type StartSandboxOptions } from './start-sandbox.ts';
+export { startSandbox, type PlatformSandboxOptions, type RunningSandbox, type SandboxContext, type SandboxPlugin, type StartSandboxOptions } from './start-sandbox.ts';

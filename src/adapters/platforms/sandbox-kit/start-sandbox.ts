@@ -49,6 +49,9 @@ export interface StartSandboxOptions {
   readonly now?: () => number;
 }
 
+/** What a caller sets on any platform's sandbox; the platform's start function adds the rest. */
+export type PlatformSandboxOptions = Pick<StartSandboxOptions, 'seed' | 'port' | 'asOf' | 'autoApprove' | 'rateLimitScale' | 'now'>;
+
 export interface RunningSandbox {
   /** Base URL without a trailing slash, e.g. http://127.0.0.1:40123 */
   readonly url: string;
