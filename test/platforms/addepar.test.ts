@@ -14,7 +14,7 @@ import {
   mapTransaction,
 } from '../../src/adapters/platforms/addepar/mapping.ts';
 import type { RunningSandbox, SandboxHolding, SandboxTransaction } from '../../src/adapters/platforms/sandbox-kit/index.ts';
-import { MemoryHolder, collect, failure } from '../support/platforms.ts';
+import { MemoryHolder, collect, failure, platformTestKit } from '../support/platforms.ts';
 
 const SCALE = 0.0001;
 const FAST = { rateLimitScale: SCALE, timeoutMs: 1_000, retry: { maxAttempts: 4, initialDelayMs: 10, maxDelayMs: 50 }, breaker: { consecutiveFailures: 20, halfOpenAfterMs: 500 }, jobPolling: { initialMs: 5, maxMs: 50, giveUpAfterMs: 30_000 } };
@@ -64,14 +64,15 @@ describe('Addepar sandbox and adapter', () => {
   let adapter: PlatformAdapter;
   let holder: MemoryHolder;
   const owner = 'alice';
+  const { adapterFor, connect } = platformTestKit(addepar, { owner, adapter: FAST });
 
   beforeAll(async () => {
     sandbox = await addepar.startSandbox({ seed: 'addepar-test', rateLimitScale: SCALE });
     sandbox.world.addAccount({ ownerId: owner, id: 'ALICE-1', holdings: 4_500, transactions: 3_000 });
     sandbox.world.addAccount({ ownerId: owner, id: 'ALICE-2', currency: 'EUR', holdings: 12, transactions: 25_000 });
     sandbox.world.addAccount({ ownerId: 'bob', id: 'BOB-1', holdings: 5, transactions: 5 });
-    adapter = addepar.createAdapter({ baseUrl: sandbox.url, ...FAST });
-    holder = new MemoryHolder(await addepar.connectWithoutUser(adapter, sandbox, owner));
+    adapter = adapterFor(sandbox);
+    ({ holder } = await connect(sandbox, adapter));
   });
   afterAll(async () => {
     await sandbox?.close();
@@ -379,7 +380,7 @@ describe('Addepar sandbox and adapter', () => {
     });
 
     it('a persistent outage ends in PLATFORM_UNAVAILABLE, and the breaker opens', async () => {
-      const strict = addepar.createAdapter({ baseUrl: sandbox.url, ...FAST, breaker: { consecutiveFailures: 3, halfOpenAfterMs: 60_000 } });
+      const strict = adapterFor(sandbox, { breaker: { consecutiveFailures: 3, halfOpenAfterMs: 60_000 } });
       sandbox.faults.enqueue({ kind: 'unavailable', retryAfterSeconds: 0 }, { pathPrefix: `${API_ROOT}/v1/positions`, times: 100 });
       try {
         const connection = strict.open(holder);
@@ -411,7 +412,7 @@ describe('Addepar sandbox and adapter', () => {
     });
 
     it('a revoked token ends in AUTH_REVOKED, without a loop', async () => {
-      const own = new MemoryHolder(await addepar.connectWithoutUser(adapter, sandbox, owner));
+      const { holder: own } = await connect(sandbox, adapter);
       sandbox.faults.enqueue({ kind: 'revoke_token' }, { pathPrefix: `${API_ROOT}/v1/positions` });
       const started = Date.now();
       const error = await failure(() => holdingsOf('ALICE-2', own));
@@ -467,8 +468,8 @@ describe('Addepar sandbox and adapter', () => {
   describe('token lifecycle', () => {
     it('refreshes five minutes before expiry, and rotates after 30 days with the single-use refresh token replaced', async () => {
       let now = Date.now();
-      const clocked = addepar.createAdapter({ baseUrl: sandbox.url, ...FAST, now: () => now });
-      const own = new MemoryHolder(await addepar.connectWithoutUser(clocked, sandbox, owner));
+      const clocked = adapterFor(sandbox, { now: () => now });
+      const { holder: own } = await connect(sandbox, clocked);
       const granted = own.credentials;
       now = granted.accessTokenExpiresAt - 4 * 60_000;
       await collect(clocked.open(own).accounts());
