@@ -26,6 +26,7 @@ import { PostgresEventStore } from '../src/adapters/postgres/event-store.ts';
 import { migrateToLatest } from '../src/adapters/postgres/migrator.ts';
 import { defineEvent, EventCatalogue } from '../src/domain/events/catalogue.ts';
 import type { NewEvent } from '../src/ports/event-store.ts';
+import { median } from './support.ts';
 
 const SCALE = Number(process.env.BENCH_SCALE ?? '1');
 if (!(SCALE > 0 && SCALE <= 1)) throw new Error('BENCH_SCALE must be in (0, 1]');
@@ -243,12 +244,6 @@ async function timed(run: () => Promise<void>): Promise<Phase> {
   const node = after.node - before.node;
   const server = after.server - before.server;
   return { ms, cpu: { node, server, other: Math.max(0, after.machine - before.machine - node - server) } };
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 type Key =

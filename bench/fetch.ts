@@ -15,7 +15,6 @@
  * say) are passed to the sandbox process too.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
@@ -23,6 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { platformModules } from '../src/adapters/platforms/registry.ts';
 import type { PlatformModule } from '../src/adapters/platforms/platform-module.ts';
 import { CredentialsChangedError, type CredentialHolder, type Credentials, type Fetched } from '../src/ports/platform-adapter.ts';
+import { median, processCpuMs, table, thousands } from './support.ts';
 
 const SCALE = Number(process.env.BENCH_SCALE ?? '1');
 if (!(SCALE > 0 && SCALE <= 1)) throw new Error('BENCH_SCALE must be in (0, 1]');
@@ -37,8 +37,6 @@ const SEED = 'bench-fetch';
 const OWNER_ID = 'bench-owner';
 const ACCOUNT_ID = 'BENCH-1';
 const RSS_SAMPLE_EVERY = 2_000;
-/** Linux reports process CPU in clock ticks of 1/100 s (USER_HZ). */
-const TICKS_PER_SECOND = 100;
 
 interface RunResult {
   readonly records: number;
@@ -96,14 +94,6 @@ async function startSandboxProcess(module: PlatformModule): Promise<SandboxProce
   };
 }
 
-/** User plus system CPU of another process so far, from /proc. */
-function processCpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the command name (which may hold spaces) start at state, field 3; utime and stime are 14 and 15.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_SECOND;
-}
-
 const megabytes = (bytes: number) => bytes / 1_048_576;
 
 async function run(module: PlatformModule, sandbox: SandboxProcess, holder: CredentialHolder): Promise<RunResult> {
@@ -143,19 +133,7 @@ async function run(module: PlatformModule, sandbox: SandboxProcess, holder: Cred
   };
 }
 
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-}
-
-const thousands = (value: number) => Math.round(value).toLocaleString('en-US');
 const fixed = (value: number, digits: number) => value.toFixed(digits);
-
-function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
-  const line = (cells: readonly string[]) => `| ${cells.join(' | ')} |`;
-  return [line(header), line(header.map((_, i) => (i === 0 ? ':--' : '--:'))), ...rows.map(line)].join('\n');
-}
 
 async function main(): Promise<void> {
   process.stderr.write(`bench:fetch: ${HOLDINGS.toLocaleString('en-US')} holdings + ${TRANSACTIONS.toLocaleString('en-US')} transactions per platform, ${RUNS} runs, ${cpus().length} cores, Node ${process.version}\n`);

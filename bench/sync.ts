@@ -53,7 +53,8 @@ import { runSync, type SyncOutcome } from '../src/commands/sync-run.ts';
 import { ledgerCatalogue } from '../src/domain/ledger-catalogue.ts';
 import { PlatformSchema, type DataType, type Platform } from '../src/domain/platforms/records.ts';
 import { syncOperationStreamId } from '../src/domain/sync/sync-operation.ts';
-import type { LogCursor } from '../src/ports/event-store.ts';
+import { cursorReached, type LogCursor } from '../src/ports/event-store.ts';
+import { median, processCpuMs, table, thousands } from './support.ts';
 
 const SCALE = Number(process.env.BENCH_SCALE ?? '1');
 if (!(SCALE > 0 && SCALE <= 1)) throw new Error('BENCH_SCALE must be in (0, 1]');
@@ -72,8 +73,6 @@ const ACCOUNT_ID = 'BENCH-1';
 const PORTFOLIO_ID = 'bench-portfolio';
 const CONNECTION_ID = 'bench-connection';
 const POLL_MS = 10;
-/** Linux reports process CPU in clock ticks of 1/100 s (USER_HZ). */
-const TICKS_PER_SECOND = 100;
 
 const RunArgumentsSchema = z.object({ platform: PlatformSchema, sandboxUrl: z.string().url(), sandboxPid: z.number().int().positive() });
 type RunArguments = z.infer<typeof RunArgumentsSchema>;
@@ -103,19 +102,6 @@ interface RunResult {
 // ---------------------------------------------------------------------------------------------
 // Shared helpers
 
-/** User plus system CPU of a process so far, from /proc; 0 once it has gone. */
-function processCpuMs(pid: number): number {
-  let stat: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return 0;
-  }
-  // Fields after the command name (which may hold spaces) start at state, field 3; utime and stime are 14 and 15.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_SECOND;
-}
-
 /** CPU of the PostgreSQL backends serving a database (found by name in their process titles) so far. */
 function serverCpuMs(database: string): Map<number, number> {
   const cpu = new Map<number, number>();
@@ -137,29 +123,11 @@ function cpuSince(before: Map<number, number>, after: Map<number, number>): numb
   return total;
 }
 
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-}
-
-const thousands = (value: number) => Math.round(value).toLocaleString('en-US');
 const seconds = (ms: number) => (ms / 1000).toFixed(2);
-
-function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
-  const line = (cells: readonly string[]) => `| ${cells.join(' | ')} |`;
-  return [line(header), line(header.map((_, i) => (i === 0 ? ':--' : '--:'))), ...rows.map(line)].join('\n');
-}
 
 // ---------------------------------------------------------------------------------------------
 // One run, in a ledger process of its own
 
-function reached(checkpoint: LogCursor | null, target: LogCursor): boolean {
-  if (!checkpoint) return false;
-  const a = BigInt(checkpoint.transactionId);
-  const b = BigInt(target.transactionId);
-  return a > b || (a === b && checkpoint.position >= target.position);
-}
 
 async function singleRun(args: RunArguments): Promise<RunResult> {
   const name = `bench_sync_${ulid().toLowerCase()}`;
@@ -204,7 +172,7 @@ async function singleRun(args: RunArguments): Promise<RunResult> {
       for (;;) {
         const held = await checkpoints();
         const now = performance.now();
-        for (const projector of which) if (!at.has(projector) && reached(held.get(projector) ?? null, target)) at.set(projector, now);
+        for (const projector of which) if (!at.has(projector) && cursorReached(held.get(projector) ?? null, target)) at.set(projector, now);
         if (at.size === which.length) return now;
         await delay(POLL_MS);
       }

@@ -115,3 +115,11 @@ export function parseCursor(text: string): LogCursor {
   if (!match) throw new Error(`invalid log cursor "${text}": expected <transactionId>.<position>`);
   return { transactionId: match[1]!, position: Number(match[2]) };
 }
+
+/** Whether a projector at `checkpoint` has applied everything up to and including `target`, in log order. */
+export function cursorReached(checkpoint: LogCursor | null, target: LogCursor): boolean {
+  if (!checkpoint) return false;
+  const a = BigInt(checkpoint.transactionId);
+  const b = BigInt(target.transactionId);
+  return a > b || (a === b && checkpoint.position >= target.position);
+}

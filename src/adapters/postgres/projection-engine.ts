@@ -1,6 +1,6 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import { ulid } from 'ulid';
-import type { EventStore, LogCursor, RecordedEvent } from '../../ports/event-store.ts';
+import { cursorReached, type EventStore, type LogCursor, type RecordedEvent } from '../../ports/event-store.ts';
 import { PROJECTOR_NAME, type Projector } from '../../projections/projector.ts';
 
 /**
@@ -245,12 +245,6 @@ export class ProjectionEngine {
     const result = await sql<{ count: number }>`SELECT count(*)::bigint AS count FROM events`.execute(this.db);
     return result.rows[0]?.count ?? 0;
   }
-}
-
-function cursorReached(checkpoint: LogCursor, goal: LogCursor): boolean {
-  const a = BigInt(checkpoint.transactionId);
-  const b = BigInt(goal.transactionId);
-  return a > b || (a === b && checkpoint.position >= goal.position);
 }
 
 async function applyEvents(trx: Transaction<unknown>, projector: Projector, events: readonly RecordedEvent[]): Promise<void> {

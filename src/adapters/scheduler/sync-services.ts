@@ -1,9 +1,8 @@
-import { setTimeout as delay } from 'node:timers/promises';
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { SourceState, SyncServices } from '../../commands/sync-services.ts';
 import type { DataType, Platform } from '../../domain/platforms/records.ts';
 import type { CredentialStore } from '../../ports/credential-store.ts';
-import type { EventStore, LogCursor } from '../../ports/event-store.ts';
+import type { EventStore } from '../../ports/event-store.ts';
 import type { PlatformAdapter } from '../../ports/platform-adapter.ts';
 import { loadCursors, loadKnownRecords, loadRecords, sourceRecordsProjector } from '../../projections/source-records.ts';
 import { platformModule } from '../platforms/registry.ts';
@@ -27,10 +26,7 @@ export class PostgresSourceState implements SourceState {
     await (this.ready ??= this.ensure());
     const [last] = await this.store.readStream(streamId, { direction: 'backwards', maxCount: 1 });
     if (!last) return;
-    const target: LogCursor = { transactionId: last.transactionId, position: last.globalPosition };
-    while (!reached(await this.checkpoint(), target)) {
-      if ((await this.engine.applyNextBatch(sourceRecordsProjector)) === 0) await delay(10);
-    }
+    await this.engine.catchUpTo(sourceRecordsProjector, { transactionId: last.transactionId, position: last.globalPosition });
   }
 
   known(connectionId: string, dataType: DataType) {
@@ -48,20 +44,6 @@ export class PostgresSourceState implements SourceState {
   private async ensure(): Promise<void> {
     if ((await this.engine.ensure(sourceRecordsProjector)) === 'rebuild') await this.engine.rebuild(sourceRecordsProjector);
   }
-
-  private async checkpoint(): Promise<LogCursor | null> {
-    const result = await sql<{ transaction_id: string; position: number }>`
-      SELECT transaction_id::text, position FROM projection_checkpoints WHERE projector = ${sourceRecordsProjector.name}`.execute(this.db);
-    const row = result.rows[0];
-    return row ? { transactionId: row.transaction_id, position: row.position } : null;
-  }
-}
-
-function reached(checkpoint: LogCursor | null, target: LogCursor): boolean {
-  if (!checkpoint) return false;
-  const a = BigInt(checkpoint.transactionId);
-  const b = BigInt(target.transactionId);
-  return a > b || (a === b && checkpoint.position >= target.position);
 }
 
 /** Where each platform is reached: its base URL and any adapter settings (a sandbox's, or the real host's). */
