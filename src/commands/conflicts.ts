@@ -157,8 +157,8 @@ export async function runConflictDetection(services: ConflictServices, signal: A
     const portfolios = await sql<{ portfolio_id: string }>`SELECT portfolio_id FROM portfolios ORDER BY 1`.execute(services.db);
     for (const { portfolio_id } of portfolios.rows) await detectPortfolioConflicts(services, portfolio_id).catch(onError);
   } catch (error) {
-    // The read models may not exist yet on a fresh database: the live loop below still runs.
-    onError(error);
+    // On a fresh database the read models do not exist yet (undefined_table): nothing to catch up on.
+    if ((error as { code?: string }).code !== '42P01') onError(error);
   }
   for await (const event of services.store.subscribe({ after: start, signal })) {
     if (event.type !== 'SyncCompleted') continue;
