@@ -14,15 +14,12 @@
  * far less than wall time. Progress goes to stderr, the tables to stdout. Node flags given to this process (--cpu-prof,
  * say) are passed to the sandbox process too.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { cpus } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { platformModules } from '../src/adapters/platforms/registry.ts';
 import type { PlatformModule } from '../src/adapters/platforms/platform-module.ts';
 import { CredentialsChangedError, type CredentialHolder, type Credentials, type Fetched } from '../src/ports/platform-adapter.ts';
-import { median, processCpuMs, table, thousands } from './support.ts';
+import { median, processCpuMs, startSandboxProcess, table, thousands, type SandboxProcess } from './support.ts';
 
 const SCALE = Number(process.env.BENCH_SCALE ?? '1');
 if (!(SCALE > 0 && SCALE <= 1)) throw new Error('BENCH_SCALE must be in (0, 1]');
@@ -62,36 +59,6 @@ class MemoryCredentialHolder implements CredentialHolder {
     if (this.credentials !== previous) throw new CredentialsChangedError();
     this.credentials = next;
   }
-}
-
-interface SandboxProcess {
-  readonly url: string;
-  readonly child: ChildProcess;
-  stop(): Promise<void>;
-}
-
-async function startSandboxProcess(module: PlatformModule): Promise<SandboxProcess> {
-  const script = fileURLToPath(new URL('./sandbox-process.ts', import.meta.url));
-  const args = { platform: module.platform, seed: SEED, ownerId: OWNER_ID, accountId: ACCOUNT_ID, holdings: HOLDINGS, transactions: TRANSACTIONS, rateLimitScale: RATE_LIMIT_SCALE };
-  const child = spawn(process.execPath, [...process.execArgv, script, JSON.stringify(args)], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const lines = createInterface({ input: child.stdout! });
-  const first = await Promise.race([
-    new Promise<string>((resolve) => lines.once('line', resolve)),
-    exited.then(() => {
-      throw new Error(`the ${module.platform} sandbox process exited before it was listening`);
-    }),
-  ]);
-  lines.close();
-  const { url } = JSON.parse(first) as { url: string };
-  return {
-    url,
-    child,
-    stop: async () => {
-      child.stdin!.end();
-      await exited;
-    },
-  };
 }
 
 const megabytes = (bytes: number) => bytes / 1_048_576;
@@ -140,7 +107,7 @@ async function main(): Promise<void> {
   const results = new Map<string, RunResult[]>();
   for (const module of platformModules) {
     if (ONLY !== undefined && !ONLY.includes(module.platform)) continue;
-    const sandbox = await startSandboxProcess(module);
+    const sandbox = await startSandboxProcess({ platform: module.platform, seed: SEED, ownerId: OWNER_ID, accountId: ACCOUNT_ID, holdings: HOLDINGS, transactions: TRANSACTIONS, rateLimitScale: RATE_LIMIT_SCALE });
     try {
       const bootstrap = module.createAdapter({ baseUrl: sandbox.url, rateLimitScale: RATE_LIMIT_SCALE });
       const holder = new MemoryCredentialHolder(await module.connectWithoutUser(bootstrap, sandbox, OWNER_ID));

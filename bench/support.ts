@@ -1,4 +1,7 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 
 /** What the benchmarks share: medians, number formats, Markdown tables and other processes' CPU. */
 
@@ -30,4 +33,54 @@ export function processCpuMs(pid: number): number {
   // Fields after the command name (which may hold spaces) start at state, field 3; utime and stime are 14 and 15.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_SECOND;
+}
+
+export interface ChildHandle {
+  readonly child: ChildProcess;
+  /** The first line the child writes on stdout (its answer); rejects if it exits first. */
+  readonly firstLine: Promise<string>;
+  readonly exited: Promise<number | null>;
+}
+
+export function startChild(script: string, args: readonly string[]): ChildHandle {
+  // Node flags given to the bench (--cpu-prof, say) go to the children too.
+  const child = spawn(process.execPath, [...process.execArgv, script, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const lines = createInterface({ input: child.stdout! });
+  const firstLine = Promise.race([
+    new Promise<string>((resolve) => lines.once('line', resolve)),
+    exited.then((code) => {
+      throw new Error(`${script} exited (${code}) before it answered`);
+    }),
+  ]);
+  return { child, firstLine, exited };
+}
+
+export interface SandboxProcess {
+  readonly url: string;
+  readonly child: ChildProcess;
+  stop(): Promise<void>;
+}
+
+/** A platform's sandbox in a process of its own (bench/sandbox-process.ts), holding one account. */
+export async function startSandboxProcess(args: {
+  platform: string;
+  seed: string;
+  ownerId: string;
+  accountId: string;
+  holdings: number;
+  transactions: number;
+  rateLimitScale: number;
+}): Promise<SandboxProcess> {
+  const handle = startChild(fileURLToPath(new URL('./sandbox-process.ts', import.meta.url)), [JSON.stringify(args)]);
+  const { url } = JSON.parse(await handle.firstLine) as { url: string };
+  return {
+    url,
+    child: handle.child,
+    stop: async () => {
+      // The sandbox closes and exits when its stdin ends.
+      handle.child.stdin!.end();
+      await handle.exited;
+    },
+  };
 }

@@ -20,12 +20,10 @@
  * both data types (time until every projector is current again, events appended, of which source
  * data events must be 0). RUNS runs, medians reported. Progress goes to stderr, tables to stdout.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { createInterface } from 'node:readline';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
@@ -54,7 +52,7 @@ import { ledgerCatalogue } from '../src/domain/ledger-catalogue.ts';
 import { PlatformSchema, type DataType, type Platform } from '../src/domain/platforms/records.ts';
 import { syncOperationStreamId } from '../src/domain/sync/sync-operation.ts';
 import { cursorReached, type LogCursor } from '../src/ports/event-store.ts';
-import { median, processCpuMs, table, thousands } from './support.ts';
+import { median, processCpuMs, startChild, startSandboxProcess, table, thousands } from './support.ts';
 
 const SCALE = Number(process.env.BENCH_SCALE ?? '1');
 if (!(SCALE > 0 && SCALE <= 1)) throw new Error('BENCH_SCALE must be in (0, 1]');
@@ -263,32 +261,10 @@ async function singleRun(args: RunArguments): Promise<RunResult> {
 // ---------------------------------------------------------------------------------------------
 // The bench: a sandbox process per platform, a ledger process per run
 
-interface ChildHandle {
-  readonly child: ChildProcess;
-  readonly firstLine: Promise<string>;
-  readonly exited: Promise<number | null>;
-}
-
-function startChild(script: string, args: readonly string[]): ChildHandle {
-  // Node flags given to the bench (--cpu-prof, say) go to the children too.
-  const child = spawn(process.execPath, [...process.execArgv, script, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const lines = createInterface({ input: child.stdout! });
-  const firstLine = Promise.race([
-    new Promise<string>((resolve) => lines.once('line', resolve)),
-    exited.then((code) => {
-      throw new Error(`${script} exited (${code}) before it answered`);
-    }),
-  ]);
-  return { child, firstLine, exited };
-}
-
 async function benchPlatform(platform: Platform): Promise<RunResult[]> {
-  const sandboxScript = fileURLToPath(new URL('./sandbox-process.ts', import.meta.url));
-  const sandboxArgs = { platform, seed: SEED, ownerId: OWNER_ID, accountId: ACCOUNT_ID, holdings: HOLDINGS, transactions: TRANSACTIONS, rateLimitScale: RATE_LIMIT_SCALE };
-  const sandbox = startChild(sandboxScript, [JSON.stringify(sandboxArgs)]);
+  const sandbox = await startSandboxProcess({ platform, seed: SEED, ownerId: OWNER_ID, accountId: ACCOUNT_ID, holdings: HOLDINGS, transactions: TRANSACTIONS, rateLimitScale: RATE_LIMIT_SCALE });
   try {
-    const { url } = JSON.parse(await sandbox.firstLine) as { url: string };
+    const { url } = sandbox;
     const runs: RunResult[] = [];
     for (let i = 1; i <= RUNS; i++) {
       const run = startChild(fileURLToPath(import.meta.url), ['--run', JSON.stringify({ platform, sandboxUrl: url, sandboxPid: sandbox.child.pid })]);
@@ -304,8 +280,7 @@ async function benchPlatform(platform: Platform): Promise<RunResult[]> {
     }
     return runs;
   } finally {
-    sandbox.child.stdin!.end();
-    await sandbox.exited;
+    await sandbox.stop();
   }
 }
 
