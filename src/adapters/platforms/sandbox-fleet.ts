@@ -8,15 +8,19 @@ export interface SandboxFleet {
   close(): Promise<void>;
 }
 
-/** Ports are portBase + 1, 2, 3 in the registry's order; 0 picks free ports. */
+/** A sandbox's port: portBase + 1, 2, 3 in the registry's order; 0 picks a free port. */
+export function sandboxPort(portBase: number, platform: Platform): number {
+  return portBase === 0 ? 0 : portBase + platformModules.findIndex((module) => module.platform === platform) + 1;
+}
+
 export async function startSandboxFleet(options: { seed: string; portBase: number }): Promise<SandboxFleet> {
   const sandboxes = new Map<Platform, RunningSandbox>();
   const close = async () => {
     await Promise.all([...sandboxes.values()].map((sandbox) => sandbox.close()));
   };
   try {
-    for (const [index, module] of platformModules.entries()) {
-      const port = options.portBase === 0 ? 0 : options.portBase + index + 1;
+    for (const module of platformModules) {
+      const port = sandboxPort(options.portBase, module.platform);
       sandboxes.set(module.platform, await module.startSandbox({ seed: `${options.seed}-${module.platform}`, port, autoApprove: true }));
     }
   } catch (error) {

@@ -3,6 +3,7 @@ import type { Config } from '../../config.ts';
 import { PlatformSchema } from '../../domain/platforms/records.ts';
 import { parseField } from '../../domain/validation.ts';
 import { platformModules } from '../platforms/registry.ts';
+import { sandboxPort } from '../platforms/sandbox-fleet.ts';
 import type { PlatformEndpoints } from './sync-services.ts';
 
 /** `orion=https://…,addepar=https://…`: where each platform is reached, overriding the sandboxes. */
@@ -14,13 +15,13 @@ const PlatformUrlsSchema = z
   .pipe(z.array(z.tuple([PlatformSchema, z.url()])));
 
 /**
- * The platforms' base URLs: the sandboxes `npm start` runs (SANDBOX_PORT_BASE + 1, 2, 3 in the
- * registry's order) unless LEDGER_PLATFORM_URLS names others.
+ * The platforms' base URLs: the sandboxes `npm start` runs (see sandboxPort) unless
+ * LEDGER_PLATFORM_URLS names others.
  */
 export function platformEndpoints(config: Config, env: NodeJS.ProcessEnv = process.env): PlatformEndpoints {
   const endpoints: Record<string, { baseUrl: string }> = {};
   if (config.PLATFORM_SANDBOXES === 'on' && config.SANDBOX_PORT_BASE !== 0) {
-    for (const [index, module] of platformModules.entries()) endpoints[module.platform] = { baseUrl: `http://127.0.0.1:${config.SANDBOX_PORT_BASE + index + 1}` };
+    for (const module of platformModules) endpoints[module.platform] = { baseUrl: `http://127.0.0.1:${sandboxPort(config.SANDBOX_PORT_BASE, module.platform)}` };
   }
   if (env.LEDGER_PLATFORM_URLS) {
     for (const [platform, baseUrl] of parseField(PlatformUrlsSchema, env.LEDGER_PLATFORM_URLS, 'LEDGER_PLATFORM_URLS')) endpoints[platform] = { baseUrl };
