@@ -49,15 +49,17 @@ interface RunResult {
 
 /** Compare-and-swap in memory: enough for one process that is the connection's only writer. */
 class MemoryCredentialHolder implements CredentialHolder {
+  private version = 1;
   constructor(private credentials: Credentials) {}
 
   async current(): Promise<Credentials> {
     return this.credentials;
   }
 
-  async replace(previous: Credentials, next: Credentials): Promise<void> {
+  async replace(previous: Credentials, next: Credentials): Promise<number> {
     if (this.credentials !== previous) throw new CredentialsChangedError();
     this.credentials = next;
+    return ++this.version;
   }
 }
 

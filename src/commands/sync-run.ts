@@ -58,16 +58,15 @@ class OperationStream {
 
 /** Watches the adapter's token refreshes, so that the log can say the connection's credentials were renewed. */
 class WatchedHolder implements CredentialHolder {
-  replacements = 0;
-  latest: { previous: Credentials; next: Credentials } | null = null;
+  latest: { previous: Credentials; next: Credentials; version: number } | null = null;
   constructor(private readonly inner: CredentialHolder) {}
   current(): Promise<Credentials> {
     return this.inner.current();
   }
-  async replace(previous: Credentials, next: Credentials): Promise<void> {
-    await this.inner.replace(previous, next);
-    this.replacements++;
-    this.latest = { previous: this.latest?.previous ?? previous, next };
+  async replace(previous: Credentials, next: Credentials): Promise<number> {
+    const version = await this.inner.replace(previous, next);
+    this.latest = { previous: this.latest?.previous ?? previous, next, version };
+    return version;
   }
 }
 
@@ -172,9 +171,7 @@ async function fail(services: SyncServices, operation: OperationStream, counts: 
 /** The adapter refreshed (or rotated) the connection's tokens during the run: the log records the new version. */
 async function recordRenewal(services: SyncServices, connection: Exclude<ConnectionState, { status: 'absent' }>, holder: WatchedHolder, metadata: EventMetadata): Promise<void> {
   if (!holder.latest) return;
-  const { previous, next } = holder.latest;
-  // The store counts versions up by one per replacement.
-  const credentialVersion = (connection.credentialVersion ?? 0) + holder.replacements;
+  const { previous, next, version: credentialVersion } = holder.latest;
   await handleCommand(
     services.store,
     connectionDecider,

@@ -35,8 +35,8 @@ export type Credentials = z.infer<typeof CredentialsSchema>;
 /** Where a connection's current credentials live; `replace` is a compare-and-swap. */
 export interface CredentialHolder {
   current(): Promise<Credentials>;
-  /** Stores `next` only if `previous` is still current; otherwise throws CredentialsChangedError. */
-  replace(previous: Credentials, next: Credentials): Promise<void>;
+  /** Stores `next` only if `previous` is still current, answering the version now stored; otherwise throws CredentialsChangedError. */
+  replace(previous: Credentials, next: Credentials): Promise<number>;
 }
 
 export class CredentialsChangedError extends Error {

@@ -17,10 +17,10 @@ export class MemoryHolder implements CredentialHolder {
   async current(): Promise<Credentials> {
     return this.credentials;
   }
-  async replace(previous: Credentials, next: Credentials): Promise<void> {
+  async replace(previous: Credentials, next: Credentials): Promise<number> {
     if (previous !== this.credentials) throw new CredentialsChangedError();
     this.credentials = next;
-    this.replacements++;
+    return ++this.replacements + 1;
   }
 }
 

@@ -65,7 +65,7 @@ export class PostgresCredentialStore implements CredentialStore {
   }
 
   /** Stores `next` only if the row still holds `previous`; otherwise CredentialsChangedError. */
-  async replace(connectionId: string, previous: Credentials, next: Credentials): Promise<void> {
+  async replace(connectionId: string, previous: Credentials, next: Credentials): Promise<number> {
     const valid = CredentialsSchema.parse(next);
     const version = this.versions.get(previous) ?? (await this.versionHolding(connectionId, previous));
     const result = await this.pool.query<{ version: number }>(
@@ -76,6 +76,7 @@ export class PostgresCredentialStore implements CredentialStore {
     const row = result.rows[0];
     if (!row) throw new CredentialsChangedError();
     this.versions.set(next, row.version);
+    return row.version;
   }
 
   /** The CredentialHolder a connection's TokenManager works through. */

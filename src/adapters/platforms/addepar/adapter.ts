@@ -113,10 +113,12 @@ export class AddeparAdapter implements PlatformAdapter {
     const now = (this.config.now ?? Date.now)();
     const credentials: Credentials = { accessToken: 'basic', accessTokenExpiresAt: Number.MAX_SAFE_INTEGER, grantedAt: now, apiKey, apiSecret };
     let current = credentials;
+    let version = 1;
     const holder: CredentialHolder = {
       current: async () => current,
       replace: async (_previous, next) => {
         current = next;
+        return ++version;
       },
     };
     const connection = this.open(holder) as AddeparConnection;
