@@ -5,7 +5,8 @@ import { AppendSignal } from '../src/adapters/postgres/log-notifier.ts';
 import { ProjectionEngine } from '../src/adapters/postgres/projection-engine.ts';
 import { initiateConnection } from '../src/commands/connections.ts';
 import { parseFxCsv, recordFxRates } from '../src/commands/fx-rates.ts';
-import { changeConnectionSettings, createPortfolio, linkConnection, unlinkConnection } from '../src/commands/portfolios.ts';
+import { changeConnectionSettings } from '../src/commands/connections.ts';
+import { createPortfolio, linkConnection, unlinkConnection } from '../src/commands/portfolios.ts';
 import { Dec } from '../src/domain/money/decimal.ts';
 import { ledgerCatalogue } from '../src/domain/ledger-catalogue.ts';
 import { consolidationProjector } from '../src/projections/consolidation.ts';
@@ -181,7 +182,7 @@ describe('consolidation', () => {
   });
 
   it('re-consolidates when a filter changes, and again when it is lifted; unlinking removes a source', async () => {
-    await changeConnectionSettings(store, { connectionId: 'c-bd', changes: { dataFilters: { excludedSecurities: ['MSFT'], minimumValue: '1000' } } });
+    await changeConnectionSettings({ store }, { connectionId: 'c-bd', changes: { dataFilters: { excludedSecurities: ['MSFT'], minimumValue: '1000' } } });
     await project();
     // Black Diamond's Microsoft is excluded; its Apple (1898.40) passes the minimum.
     expect((await holdings()).map((h) => [h.security_key, h.quantity])).toEqual([
@@ -189,14 +190,14 @@ describe('consolidation', () => {
       ['TICKER:SAP', '7'],
       ['TICKER:ZZZ', '1'],
     ]);
-    await changeConnectionSettings(store, { connectionId: 'c-bd', changes: { dataFilters: { includedAssetClasses: ['cash'] } } });
+    await changeConnectionSettings({ store }, { connectionId: 'c-bd', changes: { dataFilters: { includedAssetClasses: ['cash'] } } });
     await project();
     expect((await holdings()).map((h) => [h.security_key, h.quantity])).toEqual([
       ['CUSIP:037833100', '6.5'],
       ['TICKER:SAP', '7'],
       ['TICKER:ZZZ', '1'],
     ]);
-    await changeConnectionSettings(store, { connectionId: 'c-bd', changes: { dataFilters: {} } });
+    await changeConnectionSettings({ store }, { connectionId: 'c-bd', changes: { dataFilters: {} } });
     await unlinkConnection(store, { portfolioId: 'p1', connectionId: 'c-ad' });
     await project();
     expect((await holdings()).map((h) => [h.security_key, h.quantity, h.source_count])).toEqual([

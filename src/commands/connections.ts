@@ -51,3 +51,12 @@ export async function authorizeConnection(
     throw error;
   }
 }
+
+/** Display name, schedule, direction, conflict strategy or data filters; a filter change re-consolidates the connection's holdings. */
+export function changeConnectionSettings(
+  services: Pick<ConnectionServices, 'store'>,
+  input: { connectionId: string; changes: Partial<ConnectionSettings> },
+  metadata?: EventMetadata,
+): Promise<CommandResult<unknown>> {
+  return handleCommand(services.store, connectionDecider, connectionStreamId(input.connectionId), { kind: 'ChangeConnectionSettings', ...input }, { metadata });
+}

@@ -1,8 +1,6 @@
 import type { EventMetadata } from '../domain/events/metadata.ts';
 import type { ConflictTolerancesData } from '../domain/portfolio/portfolio.ts';
 import { portfolioDecider, portfolioStreamId } from '../domain/portfolio/portfolio.ts';
-import { connectionDecider, connectionStreamId } from '../domain/connections/connection.ts';
-import type { ConnectionSettings } from '../domain/connections/events.ts';
 import type { EventStore } from '../ports/event-store.ts';
 import { handleCommand, type CommandResult } from './command-handler.ts';
 
@@ -37,13 +35,4 @@ export function changeConflictTolerances(
   metadata?: EventMetadata,
 ): Promise<CommandResult<unknown>> {
   return handleCommand(store, portfolioDecider, portfolioStreamId(input.portfolioId), { kind: 'ChangeConflictTolerances', ...input }, { metadata });
-}
-
-/** Display name, schedule, direction, conflict strategy or data filters; a filter change re-consolidates the connection's holdings. */
-export function changeConnectionSettings(
-  store: EventStore,
-  input: { connectionId: string; changes: Partial<ConnectionSettings> },
-  metadata?: EventMetadata,
-): Promise<CommandResult<unknown>> {
-  return handleCommand(store, connectionDecider, connectionStreamId(input.connectionId), { kind: 'ChangeConnectionSettings', ...input }, { metadata });
 }
