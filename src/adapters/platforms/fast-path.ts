@@ -1,7 +1,7 @@
 import type { Decimal } from 'decimal.js';
 import { CurrencySchema } from '../../domain/money/currency.ts';
-import { Dec } from '../../domain/money/decimal.ts';
-import { IsoDateSchema } from '../../domain/platforms/records.ts';
+import { DECIMAL_TEXT, Dec } from '../../domain/money/decimal.ts';
+import { IsoDateSchema, TICKER } from '../../domain/platforms/records.ts';
 import { isValidCusip, isValidIsin } from '../../domain/securities/identifiers.ts';
 
 // The checks the adapters' mapping fast paths make before they take a record without the schemas
@@ -10,10 +10,8 @@ import { isValidCusip, isValidIsin } from '../../domain/securities/identifiers.t
 
 export type Json = Readonly<Record<string, unknown>>;
 
-/** DecimalStringSchema's pattern. */
-export const DECIMAL_TEXT = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?$/;
-/** SecuritySchema's ticker pattern. */
-export const TICKER = /^[A-Z0-9][A-Z0-9.\-/ ]{0,19}$/;
+/** The schemas' own patterns, so the fast paths test exactly what they do. */
+export { DECIMAL_TEXT, TICKER };
 const MAX_ID_LENGTH = 200;
 
 /** Schema verdicts on values that repeat from record to record, bounded. */

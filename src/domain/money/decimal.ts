@@ -8,21 +8,14 @@ import { z } from 'zod';
 export const Dec = Decimal.clone({ precision: 40, rounding: Decimal.ROUND_HALF_EVEN, toExpNeg: -9e15, toExpPos: 9e15 });
 export type Dec = Decimal;
 
-const DECIMAL_TEXT = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?$/;
+/** A plain decimal: optional minus, no leading zeros, no exponent. */
+export const DECIMAL_TEXT = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?$/;
 
 /** A decimal as it travels in JSON: a plain string such as "-1234.5600", never an exponent. */
 export const DecimalStringSchema = z.string().regex(DECIMAL_TEXT, 'must be a decimal number written as a string, e.g. "1234.56"');
 
 /** Parses a decimal string into a Decimal. */
 export const DecimalSchema = DecimalStringSchema.transform((text) => new Dec(text));
-
-/**
- * Platform payloads carry numbers as JSON numbers or strings. A JSON number is taken by its
- * shortest round-trip text, which is what the platform wrote for any value JSON can carry exactly.
- */
-export const PlatformDecimalSchema = z
-  .union([z.number().finite('must be a finite number'), DecimalStringSchema])
-  .transform((value) => new Dec(typeof value === 'number' ? String(value) : value));
 
 /** The JSON form of a Decimal: fixed notation, never an exponent. */
 export function decimalText(value: Decimal): string {

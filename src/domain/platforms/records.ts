@@ -16,7 +16,8 @@ export const DataTypeSchema = z.enum(['accounts', 'holdings', 'transactions', 'p
 export type DataType = z.infer<typeof DataTypeSchema>;
 
 const IsoDate = z.iso.date('must be a date written YYYY-MM-DD');
-const IsoInstant = z.iso.datetime({ offset: false, message: 'must be an ISO 8601 UTC instant' });
+/** An exchange ticker symbol as the canonical records write it. */
+export const TICKER = /^[A-Z0-9][A-Z0-9.\-/ ]{0,19}$/;
 const PlatformId = z.string().min(1, 'must not be empty').max(200, 'must be at most 200 characters');
 
 export const AssetClassSchema = z.enum(['equity', 'fixed_income', 'cash', 'alternative', 'real_estate', 'commodity', 'multi_asset', 'other']);
@@ -27,7 +28,7 @@ export type SecurityType = z.infer<typeof SecurityTypeSchema>;
 
 export const SecuritySchema = z
   .object({
-    ticker: z.string().regex(/^[A-Z0-9][A-Z0-9.\-/ ]{0,19}$/, 'must be an upper-case ticker symbol').optional(),
+    ticker: z.string().regex(TICKER, 'must be an upper-case ticker symbol').optional(),
     cusip: z.string().refine(isValidCusip, 'is not a valid CUSIP (9 characters with a correct check digit)').optional(),
     isin: z.string().refine(isValidIsin, 'is not a valid ISIN (12 characters with a correct check digit)').optional(),
     name: z.string().min(1, 'must not be empty'),
@@ -148,4 +149,4 @@ export const AnalyticsRecordSchema = z.discriminatedUnion('kind', [
 ]);
 export type AnalyticsRecord = z.infer<typeof AnalyticsRecordSchema>;
 
-export { IsoDate as IsoDateSchema, IsoInstant as IsoInstantSchema };
+export { IsoDate as IsoDateSchema };

@@ -1,5 +1,5 @@
 import { Decimal } from 'decimal.js';
-import { Dec } from '../../../domain/money/decimal.ts';
+import { DECIMAL_TEXT, Dec } from '../../../domain/money/decimal.ts';
 import { SandboxInputError } from './input-error.ts';
 import { minorUnits } from '../../../domain/money/minor-units.ts';
 
@@ -22,7 +22,6 @@ export function convert(value: Decimal, from: string, to: string): Decimal {
 
 export const SUPPORTED_CURRENCIES = Object.keys(SANDBOX_USD_PER_UNIT);
 
-const DECIMAL_TEXT = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?$/;
 
 /** Parses a decimal string given by a caller of the world; names the field when it is not one. */
 export function parseDecimal(field: string, text: string): Decimal {
