@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { link, mkdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { CredentialVault, KEY_ID_PATTERN, type CredentialKey } from './credential-vault.ts';
+import { loadOrCreateSecretFile } from './local-secret-file.ts';
 
 export const LOCAL_KEYS_FILE = 'credential-keys.json';
 
@@ -34,27 +34,12 @@ function decodeKey(text: string, id: string): Buffer {
 export async function loadCredentialKeys(config: { readonly LEDGER_CREDENTIAL_KEYS?: string | undefined; readonly LEDGER_DATA_DIR: string }): Promise<CredentialKey[]> {
   if (config.LEDGER_CREDENTIAL_KEYS) return parseCredentialKeys(config.LEDGER_CREDENTIAL_KEYS);
   const file = path.resolve(config.LEDGER_DATA_DIR, LOCAL_KEYS_FILE);
-  await mkdir(path.dirname(file), { recursive: true });
-  if (!(await stat(file).then(() => true, () => false))) await installGeneratedKey(file);
-  if (((await stat(file)).mode & 0o077) !== 0) throw new Error(`${file} must be readable by its owner only (chmod 600)`);
-  const parsed = KeysFileSchema.safeParse(JSON.parse(await readFile(file, 'utf8')));
+  const text = await loadOrCreateSecretFile(file, () =>
+    JSON.stringify({ keys: [{ id: `local-${randomBytes(4).toString('hex')}`, key: randomBytes(32).toString('base64') }] }, null, 2),
+  );
+  const parsed = KeysFileSchema.safeParse(JSON.parse(text));
   if (!parsed.success) throw new Error(`${file} is not a credential key file ({"keys":[{"id","key"}]})`);
   return parsed.data.keys.map(({ id, key }) => ({ id, key: decodeKey(key, id) }));
-}
-
-async function installGeneratedKey(file: string): Promise<void> {
-  const generated = { keys: [{ id: `local-${randomBytes(4).toString('hex')}`, key: randomBytes(32).toString('base64') }] };
-  // Written aside and linked into place: two processes starting together cannot both install a key,
-  // and neither can read a half-written file; the loser reads the winner's.
-  const draft = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
-  await writeFile(draft, JSON.stringify(generated, null, 2), { mode: 0o600, flag: 'wx' });
-  try {
-    await link(draft, file);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-  } finally {
-    await unlink(draft);
-  }
 }
 
 export async function openCredentialVault(config: Parameters<typeof loadCredentialKeys>[0]): Promise<CredentialVault> {
