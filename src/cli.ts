@@ -3,6 +3,8 @@ import { basename } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
 import { sql } from 'kysely';
+import { z } from 'zod';
+import { openTokenAuthority, RoleSchema } from './adapters/http/api/auth.ts';
 import { verifyHashChains } from './adapters/postgres/chain-verifier.ts';
 import { platformEndpoints } from './adapters/scheduler/endpoints.ts';
 import { syncNow } from './adapters/scheduler/sync-command.ts';
@@ -174,6 +176,18 @@ program
       }),
     ),
   );
+
+program
+  .command('token')
+  .description('issue a bearer token for the query API, signed with this installation\'s key (local use)')
+  .requiredOption('--user <id>', 'the user (tenant) the token acts for')
+  .option('--role <role...>', `roles: ${RoleSchema.options.join(', ')}`, ['owner'])
+  .option('--expires <duration>', 'lifetime, e.g. 30m, 12h, 7d', '12h')
+  .action(async (options: { user: string; role: string[]; expires: string }) => {
+    const roles = parseField(z.array(RoleSchema).min(1), options.role, 'role');
+    const authority = await openTokenAuthority(loadConfig());
+    console.log(await authority.issue(options.user, roles, { expiresIn: options.expires }));
+  });
 
 program
   .command('sync <connection>')

@@ -22,6 +22,22 @@ const ConfigSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9_-]{1,64}:[A-Za-z0-9+/_-]+={0,2}(,[A-Za-z0-9_-]{1,64}:[A-Za-z0-9+/_-]+={0,2})*$/, 'must be comma-separated keyId:base64key entries')
     .optional(),
+  /** Bearer tokens: issuer and audience every token must carry. */
+  AUTH_ISSUER: z.string().min(1).default('portfolio-sync-ledger'),
+  AUTH_AUDIENCE: z.string().min(1).default('portfolio-sync-ledger-api'),
+  /** HS256 secret (32+ bytes) tokens are signed with; absent: one generated into the data directory. */
+  AUTH_JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  /** Verify tokens with an identity provider's published keys instead of a shared secret. */
+  AUTH_JWKS_URL: z.string().url('must be an https:// URL').optional(),
+  API_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().positive().default(1200),
+  /** Comma-separated origins allowed to call the API from a browser. */
+  API_CORS_ORIGINS: z.string().optional(),
+  API_BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(65_536),
+  /** How long a query waits for the read models to reach a Ledger-Min-Position. */
+  API_READ_WAIT_MS: z.coerce.number().int().min(0).max(60_000).default(5000),
+  /** Where platforms send users back after consent; default: this service's /connect/callback. */
+  OAUTH_REDIRECT_URI: z.string().url('must be an http(s):// URL').optional(),
+  CONNECT_SESSION_TTL_SECONDS: z.coerce.number().int().min(60).max(86_400).default(600),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;

@@ -1,4 +1,7 @@
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import type { Logger } from 'pino';
+import type { TokenAuthority } from './adapters/http/api/auth.ts';
 import { platformModules } from './adapters/platforms/registry.ts';
 import type { SandboxFleet } from './adapters/platforms/sandbox-fleet.ts';
 import { SANDBOX_USD_PER_UNIT } from './adapters/platforms/sandbox-kit/index.ts';
@@ -13,6 +16,10 @@ export const DEMO_OWNER_ID = 'demo';
 export const DEMO_PORTFOLIO_ID = 'demo-portfolio';
 const DEMO_METADATA = { actor: 'demo', source: 'startup' };
 
+/** The demo user's token may look at everything the demo shows: its portfolio, sync monitoring and the log. */
+const DEMO_ROLES = ['owner', 'operations', 'compliance'] as const;
+export const DEMO_TOKEN_FILE = 'demo-token';
+
 export const demoConnectionId = (platform: string) => `demo-${platform.replace('_', '-')}`;
 
 /**
@@ -22,7 +29,12 @@ export const demoConnectionId = (platform: string) => `demo-${platform.replace('
  * once) and has the sandboxes that send webhooks send them to this service. Every step is idempotent except authorization: the sandboxes keep no state across
  * restarts, so each start authorizes again (a new credential version, nothing else repeated).
  */
-export async function startDemo(services: SyncServices, fleet: SandboxFleet, queue: SyncQueue, options: { logger: Logger; webhookBaseUrl: string }): Promise<void> {
+export async function startDemo(
+  services: SyncServices,
+  fleet: SandboxFleet,
+  queue: SyncQueue,
+  options: { logger: Logger; webhookBaseUrl: string; auth: TokenAuthority; dataDir: string },
+): Promise<void> {
   const { logger } = options;
   await createPortfolio(services.store, { portfolioId: DEMO_PORTFOLIO_ID, ownerId: DEMO_OWNER_ID, name: 'Demo: all platforms', baseCurrency: 'USD' }, DEMO_METADATA);
   await recordFxRates(
@@ -45,8 +57,22 @@ export async function startDemo(services: SyncServices, fleet: SandboxFleet, que
     }
     logger.info({ platform: module.platform, sandbox: sandbox.url, connectionId, accountId }, 'platform sandbox connected');
   }
+  // The token is a secret: it goes to a file only its owner can read, and the log says where.
+  const tokenFile = path.resolve(options.dataDir, DEMO_TOKEN_FILE);
+  await mkdir(options.dataDir, { recursive: true });
+  await writeFile(tokenFile, `${await options.auth.issue(DEMO_OWNER_ID, DEMO_ROLES, { expiresIn: '30d' })}\n`, { mode: 0o600 });
+  await chmod(tokenFile, 0o600);
   logger.info(
-    { portfolioId: DEMO_PORTFOLIO_ID, try: [`npm run ledger -- portfolio ${DEMO_PORTFOLIO_ID}`, 'npm run ledger -- conflicts', 'npm run ledger -- tail'] },
+    {
+      portfolioId: DEMO_PORTFOLIO_ID,
+      tokenFile,
+      try: [
+        `curl -s -H "Authorization: Bearer $(cat ${tokenFile})" ${options.webhookBaseUrl}/api/v1/portfolios/${DEMO_PORTFOLIO_ID}`,
+        `${options.webhookBaseUrl}/docs`,
+        `npm run ledger -- portfolio ${DEMO_PORTFOLIO_ID}`,
+        'npm run ledger -- conflicts',
+      ],
+    },
     'demo portfolio ready; its first syncs are running',
   );
 }

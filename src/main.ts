@@ -1,3 +1,5 @@
+import { openTokenAuthority } from './adapters/http/api/auth.ts';
+import { apiSettings } from './adapters/http/api/context.ts';
 import { buildServer } from './adapters/http/server.ts';
 import { startSandboxFleet, type SandboxFleet } from './adapters/platforms/sandbox-fleet.ts';
 import { platformEndpoints } from './adapters/scheduler/endpoints.ts';
@@ -16,6 +18,8 @@ import { startDemo } from './demo.ts';
 async function main(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger(config.LOG_LEVEL);
+  // The signing key is read before anything starts: a bad one stops the start with its reason.
+  const auth = await openTokenAuthority(config);
   const ledger = await openLedger(config, logger);
   let fleet: SandboxFleet | null = null;
   let syncWorker: SyncWorker | null = null;
@@ -36,14 +40,15 @@ async function main(): Promise<void> {
     const fromFleet: PlatformEndpoints = Object.fromEntries([...(fleet?.sandboxes ?? new Map())].map(([platform, sandbox]) => [platform, { baseUrl: sandbox.url }]));
     const services = createSyncServices(ledger, { ...fromFleet, ...platformEndpoints(config) });
     const queue = new SyncQueue(ledger.database.pool, services);
-    if (fleet) await startDemo(services, fleet, queue, { logger, webhookBaseUrl: `http://${config.HOST}:${config.PORT}` });
+    if (fleet) await startDemo(services, fleet, queue, { logger, webhookBaseUrl: `http://${config.HOST}:${config.PORT}`, auth, dataDir: config.LEDGER_DATA_DIR });
     const worker = ledger.startWorker();
     // Conflicts are looked for after every completed sync, by the process that runs the projectors.
     detecting = runConflictDetection({ store: ledger.store, db: ledger.database.db }, detection.signal, (error) =>
       logger.warn({ err: error }, 'conflict detection failed'),
     ).catch((error: unknown) => logger.error({ err: error }, 'conflict detection stopped'));
     syncWorker = queue.startWorker({ logger });
-    server = buildServer(ledger, logger, {
+    server = await buildServer(ledger, logger, {
+      api: { ledger, sync: services, queue, auth, settings: apiSettings(config) },
       maxLagEvents: config.READY_MAX_LAG_EVENTS,
       worker,
       webhooks: {

@@ -1,9 +1,17 @@
-import Fastify from 'fastify';
+import Fastify, { type FastifyBaseLogger } from 'fastify';
 import type { Logger } from 'pino';
+import { ulid } from 'ulid';
+import { z } from 'zod';
 import type { Ledger } from '../../composition.ts';
 import { pendingMigrations } from '../postgres/migrator.ts';
 import type { ProjectionWorker } from '../postgres/projection-worker.ts';
+import type { ApiContext } from './api/context.ts';
+import { registerApi } from './api/plugin.ts';
+import { apiRouteGroups } from './api/routes/index.ts';
 import { webhookRoutes, type WebhookDependencies } from './webhooks.ts';
+
+const Check = z.object({ ok: z.boolean(), detail: z.unknown().optional() });
+const Readiness = z.object({ status: z.enum(['ready', 'not_ready']), checks: z.record(z.string(), Check) });
 
 export interface ServerOptions {
   /** /readyz fails when any projector is further behind the log than this many events. */
@@ -11,14 +19,28 @@ export interface ServerOptions {
   readonly worker?: ProjectionWorker;
   /** Platforms' data-change notifications, when this process schedules syncs. */
   readonly webhooks?: WebhookDependencies;
+  readonly api: ApiContext;
 }
 
-export function buildServer(ledger: Ledger, logger: Logger, options: ServerOptions) {
-  const app = Fastify({ loggerInstance: logger, bodyLimit: 1_048_576 });
+export async function buildServer(ledger: Ledger, logger: Logger, options: ServerOptions) {
+  const app = Fastify({ loggerInstance: logger as FastifyBaseLogger, bodyLimit: 1_048_576, genReqId: () => ulid() });
+  await registerApi(app, options.api, apiRouteGroups);
 
-  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/healthz', { schema: { tags: ['health'], summary: 'The process is up', security: [], response: { 200: z.object({ status: z.literal('ok') }) } } }, async () => ({
+    status: 'ok' as const,
+  }));
 
-  app.get('/readyz', async (_request, reply) => {
+  app.get(
+    '/readyz',
+    {
+      schema: {
+        tags: ['health'],
+        summary: 'The database is reachable, migrations are applied and every projector is within the lag threshold',
+        security: [],
+        response: { 200: Readiness, 503: Readiness },
+      },
+    },
+    async (_request, reply) => {
     const checks: Record<string, { ok: boolean; detail?: unknown }> = {};
     try {
       await ledger.database.pool.query('SELECT 1');
@@ -42,7 +64,8 @@ export function buildServer(ledger: Ledger, logger: Logger, options: ServerOptio
     }
     const ready = Object.values(checks).every((check) => check.ok);
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks });
-  });
+    },
+  );
 
   if (options.webhooks) app.register(webhookRoutes(options.webhooks));
 

@@ -3,6 +3,7 @@ import * as eventStore from './migrations/0001-event-store.ts';
 import * as projections from './migrations/0002-projections.ts';
 import * as credentials from './migrations/0003-credentials.ts';
 import * as syncQueue from './migrations/0004-sync-queue.ts';
+import * as api from './migrations/0005-api.ts';
 
 // Listed in code rather than read from a folder, so that migrations run the same under tsx, a
 // bundle or a compiled build.
@@ -11,6 +12,7 @@ const migrations: Record<string, Migration> = {
   '0002-projections': projections,
   '0003-credentials': credentials,
   '0004-sync-queue': syncQueue,
+  '0005-api': api,
 };
 
 function migrator(db: Kysely<unknown>): Migrator {

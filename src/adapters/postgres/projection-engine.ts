@@ -123,6 +123,14 @@ export class ProjectionEngine {
     }
   }
 
+  /** Whether every projector has applied the log up to `target`: what a read-your-writes query waits for. */
+  async projectedTo(target: LogCursor): Promise<boolean> {
+    const result = await sql<{ behind: number }>`
+      SELECT count(*)::int AS behind FROM projection_checkpoints
+       WHERE projector = ANY(${this.projectors.map((p) => p.name)}) AND (transaction_id, position) < (${target.transactionId}::xid8, ${target.position})`.execute(this.db);
+    return result.rows[0]?.behind === 0;
+  }
+
   /** The last committed event's place in the log order, or null for an empty log. */
   async headCursor(): Promise<LogCursor | null> {
     const result = await sql<{ transaction_id: string; global_position: number }>`

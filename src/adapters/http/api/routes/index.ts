@@ -1,0 +1,5 @@
+import type { ApiRoutes } from '../context.ts';
+import { portfolioRoutes } from './portfolios.ts';
+
+/** Every route group of /api/v1, in the order the OpenAPI document lists them. */
+export const apiRouteGroups: readonly ApiRoutes[] = [portfolioRoutes];
