@@ -196,6 +196,31 @@ describe('sync against the three sandboxes', () => {
     expect((await sourceRows(platform, 'holdings')).get(errors[0]!.recordId)?.removed).toBe(false);
   });
 
+  it.each(
+    platformModules.flatMap((m) => [
+      [m.platform, 'a currency the ledger does not support', { currency: 'ZZZ' }, 'CURRENCY_NOT_SUPPORTED'],
+      [m.platform, 'identifiers that cannot be resolved', { cusip: '037833109', isin: 'US0378331004' }, 'IDENTIFIER_INVALID'],
+    ] as const),
+  )('%s: a record with %s fails alone with its code and the sync completes as partial', async (platform, _what, flaw, code) => {
+    const sandbox = sandboxes.get(platform)!;
+    const accountId = accountOf(platform);
+    await sync(platform, ['holdings']);
+    const before = await streamVersion(platform, 'holdings');
+    const [victim] = sandbox.world.holdings(accountId);
+    sandbox.world.flawHolding(accountId, victim!.id, flaw);
+    const outcome = await sync(platform, ['holdings']);
+    expect(outcome.status).toBe('partial');
+    const total = sandbox.world.holdingsCount(accountId);
+    expect(outcome.counts).toEqual({ processed: total, inserted: 0, updated: 0, skipped: total - 1, failed: 1 });
+    const operation = await store.readStream(`sync-${outcome.operationId}`);
+    const errors = operation.filter((e) => e.type === 'SyncErrorsRecorded').flatMap((e) => (e.data as { errors: { code: string; recordId: string }[] }).errors);
+    expect(errors.map((e) => e.code)).toEqual([code]);
+    // What the ledger held of that record stays as it was: nothing appended, nothing removed.
+    expect(await eventsAfter(platform, 'holdings', before)).toEqual([]);
+    expect((await sourceRows(platform, 'holdings')).get(errors[0]!.recordId)?.removed).toBe(false);
+    sandbox.world.flawHolding(accountId, victim!.id, {});
+  });
+
   it('a re-run of an operation that crashed half-way appends nothing twice and counts as one run', async () => {
     const platform: Platform = 'orion';
     const sandbox = sandboxes.get(platform)!;

@@ -103,6 +103,13 @@ class Quote {
   }
 }
 
+/** Data a real platform sometimes sends that the ledger cannot use: a currency it does not know, identifiers that do not check. */
+export interface HoldingFlaw {
+  readonly currency?: string;
+  readonly cusip?: string;
+  readonly isin?: string;
+}
+
 interface HoldingOverride {
   readonly securityIndex?: number;
   readonly quantity: Decimal;
@@ -122,6 +129,8 @@ interface AccountState {
   insertedHoldings: number;
   insertedTransactions: number;
   readonly holdingOverrides: Map<number, HoldingOverride>;
+  /** Holdings a test made unusable on purpose: what the platform reports for them instead. */
+  readonly holdingFlaws: Map<number, HoldingFlaw>;
   /** Securities placed explicitly (by a buy) at a holding index. */
   readonly explicitHoldingOf: Map<number, number>;
   /** Holding indexes sold out, ascending. */
@@ -197,6 +206,7 @@ export class SandboxWorld {
       insertedHoldings: 0,
       insertedTransactions: 0,
       holdingOverrides: new Map(),
+      holdingFlaws: new Map(),
       explicitHoldingOf: new Map(),
       deletedHoldings: [],
       transactionOverrides: new Map(),
@@ -267,6 +277,16 @@ export class SandboxWorld {
     const state = this.state(accountId);
     const index = holdingIndexOfId(accountId, holdingId);
     if (index < 0 || index >= state.baseHoldings + state.insertedHoldings || isIn(state.deletedHoldings, index)) return undefined;
+    return this.holdingAt(state, index);
+  }
+
+  /** Makes the platform report a holding with a flawed currency or identifiers from now on. */
+  flawHolding(accountId: string, holdingId: string, flaw: HoldingFlaw): SandboxHolding {
+    const state = this.state(accountId);
+    const index = holdingIndexOfId(accountId, holdingId);
+    if (this.holding(accountId, holdingId) === undefined) throw new SandboxInputError('holdingId', `no holding ${holdingId} in ${accountId}`, 404);
+    state.holdingFlaws.set(index, flaw);
+    this.emit({ kind: 'holding_changed', accountId, holdingId, changeSeq: this.bump() });
     return this.holdingAt(state, index);
   }
 
@@ -507,9 +527,10 @@ export class SandboxWorld {
   private holdingAt(state: AccountState, index: number): SandboxHolding {
     const override = state.holdingOverrides.get(index);
     const securityIndex = override?.securityIndex ?? naturalSecurity(state, index);
-    const security = securityAt(securityIndex);
+    const flaw = state.holdingFlaws.get(index);
+    const security = flaw ? { ...securityAt(securityIndex), ...flaw } : securityAt(securityIndex);
+    const places = minorUnits(securityAt(securityIndex).currency);
     const currency = security.currency;
-    const places = minorUnits(currency);
     const quote = this.quote(securityIndex);
     let quantity: string;
     let marketValue: string;
