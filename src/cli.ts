@@ -8,6 +8,10 @@ import { openTokenAuthority, RoleSchema } from './adapters/http/api/auth.ts';
 import { verifyHashChains } from './adapters/postgres/chain-verifier.ts';
 import { platformEndpoints } from './adapters/scheduler/endpoints.ts';
 import { syncNow } from './adapters/scheduler/sync-command.ts';
+import { createSyncServices } from './adapters/scheduler/sync-services.ts';
+import { pushInstruction } from './commands/push.ts';
+import { PushInstructionSchema } from './domain/push/events.ts';
+import { ulid } from 'ulid';
 import { migrateToLatest } from './adapters/postgres/migrator.ts';
 import { createLogger } from './adapters/telemetry/logger.ts';
 import { ignoreConflict, resolveConflictByPerson } from './commands/conflicts.ts';
@@ -214,6 +218,24 @@ program
   );
 
 const when = (at: unknown) => (at instanceof Date ? at.toISOString().replace('T', ' ').slice(0, 19) : '-');
+
+program
+  .command('push <connection> <instruction>')
+  .description('push an instruction (a JSON file: trade, rebalance or manual_override) back to the platform of a write-back connection')
+  .option('--id <pushId>', 'the push id (the platform applies one id once); default: a new one')
+  .action((connection: string, file: string, options: { id?: string }) =>
+    withLedger(async (ledger) => {
+      const instruction = parseField(PushInstructionSchema, JSON.parse(await readFile(file, 'utf8')) as unknown, basename(file));
+      const services = createSyncServices(ledger, platformEndpoints(loadConfig()));
+      const outcome = await pushInstruction(services, { pushId: options.id ?? ulid(), connectionId: connection, instruction, requestedBy: process.env.USER ?? 'cli' });
+      console.log(
+        outcome.status === 'acknowledged'
+          ? `push ${outcome.pushId} acknowledged: ${outcome.platformReference}`
+          : `push ${outcome.pushId} rejected: ${outcome.code}: ${outcome.message}`,
+      );
+      if (outcome.status === 'rejected') process.exitCode = 3;
+    }),
+  );
 
 program
   .command('portfolio <id>')

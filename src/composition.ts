@@ -16,6 +16,7 @@ import { auditLogProjector } from './projections/audit-log.ts';
 import { consolidationProjector } from './projections/consolidation.ts';
 import { fxRatesProjector } from './projections/fx-rates.ts';
 import { portfolioConflictsProjector } from './projections/portfolio-conflicts.ts';
+import { pushesProjector } from './projections/pushes.ts';
 import type { Projector } from './projections/projector.ts';
 import { performanceMetricsProjector, taxLotsProjector } from './projections/source-details.ts';
 import { sourceRecordsProjector } from './projections/source-records.ts';
@@ -34,6 +35,7 @@ export const projectors: readonly Projector[] = [
   performanceMetricsProjector,
   taxLotsProjector,
   portfolioConflictsProjector,
+  pushesProjector,
 ];
 
 /** The database the embedded server holds the ledger in (its `postgres` database stays for admin). */

@@ -57,7 +57,7 @@ class OperationStream {
 }
 
 /** Watches the adapter's token refreshes, so that the log can say the connection's credentials were renewed. */
-class WatchedHolder implements CredentialHolder {
+export class WatchedHolder implements CredentialHolder {
   latest: { previous: Credentials; next: Credentials; version: number } | null = null;
   constructor(private readonly inner: CredentialHolder) {}
   current(): Promise<Credentials> {
@@ -169,7 +169,7 @@ async function fail(services: SyncServices, operation: OperationStream, counts: 
 }
 
 /** The adapter refreshed (or rotated) the connection's tokens during the run: the log records the new version. */
-async function recordRenewal(services: SyncServices, connection: Exclude<ConnectionState, { status: 'absent' }>, holder: WatchedHolder, metadata: EventMetadata): Promise<void> {
+export async function recordRenewal(services: Pick<SyncServices, 'store'>, connection: Exclude<ConnectionState, { status: 'absent' }>, holder: WatchedHolder, metadata: EventMetadata): Promise<void> {
   if (!holder.latest) return;
   const { previous, next, version: credentialVersion } = holder.latest;
   await handleCommand(

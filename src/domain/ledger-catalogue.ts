@@ -4,6 +4,7 @@ import { EventCatalogue, type EventDefinition } from './events/catalogue.ts';
 import { fxEventDefinitions } from './fx/events.ts';
 import { ingestionEventDefinitions } from './ingestion/events.ts';
 import { portfolioEventDefinitions } from './portfolio/events.ts';
+import { pushEventDefinitions } from './push/events.ts';
 import { syncEventDefinitions } from './sync/events.ts';
 
 /** Every event type the ledger stores. */
@@ -14,6 +15,7 @@ export const ledgerEventDefinitions: readonly EventDefinition[] = [
   ...ingestionEventDefinitions,
   ...conflictEventDefinitions,
   ...fxEventDefinitions,
+  ...pushEventDefinitions,
 ];
 
 export const ledgerCatalogue = new EventCatalogue(ledgerEventDefinitions);
