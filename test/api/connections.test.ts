@@ -215,6 +215,9 @@ describe('listing and reading connections', () => {
     expect(other.status).toBe(404);
     expect(unknown.status).toBe(404);
     expect(other.body.title).toBe(unknown.body.title);
+    const blank = await api.request('GET', `${BASE}/%20`, { token });
+    expect(blank.status).toBe(400);
+    expect(failingFields(blank.body)).toEqual(new Set(['params.id']));
   });
 });
 

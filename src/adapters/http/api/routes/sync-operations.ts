@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { loadOperation, retryOperationId, retrySync } from '../../../../commands/sync-requests.ts';
+import { loadConnection, loadOperation, retryOperationId, retrySync } from '../../../../commands/sync-requests.ts';
 import { DataTypeSchema, PlatformSchema, type DataType } from '../../../../domain/platforms/records.ts';
 import { SyncErrorCodeSchema } from '../../../../domain/platforms/sync-error.ts';
 import { retryRequest } from '../../../../domain/sync/sync-operation.ts';
@@ -189,8 +189,8 @@ function summaryOf(row: OperationRow): z.infer<typeof OperationSummarySchema> {
   };
 }
 
-/** Connections the caller watches, as a condition on `connection_id` (every connection for operations staff). */
-const ownedBy = (owner: string | null) => (owner === null ? sql`true` : sql`connection_id IN (SELECT connection_id FROM connections WHERE owner_id = ${owner})`);
+/** Operations of connections the caller watches (every connection for operations staff), as a condition on `o`. */
+const ownedBy = (owner: string | null) => (owner === null ? sql`true` : sql`o.connection_id IN (SELECT connection_id FROM connections WHERE owner_id = ${owner})`);
 
 /**
  * Queues a requested operation for the sync worker and records it in the log; a data type already
@@ -325,7 +325,7 @@ export const syncOperationRoutes: ApiRoutes = (app, context) => {
                count(*) FILTER (WHERE status = 'error' OR (status = 'active' AND last_sync_status = 'failed')) AS failing
           FROM connections WHERE ${owner === null ? sql`true` : sql`owner_id = ${owner}`}`.execute(db)).rows[0]!;
       const metrics = (await sql<{ status: string; count: string; average: string | null; processed: string }>`
-        SELECT status, count(*) AS count, avg(duration_ms)::bigint::text AS average, sum(processed)::text AS processed FROM sync_operations
+        SELECT status, count(*) AS count, avg(duration_ms)::bigint::text AS average, sum(processed)::text AS processed FROM sync_operations o
          WHERE requested_at >= now() - make_interval(hours => ${METRICS_WINDOW_HOURS}) AND ${ownedBy(owner)}
          GROUP BY status`.execute(db)).rows;
       const errors = (await sql<{ connection_id: string; platform: z.infer<typeof PlatformSchema>; display_name: string; operation_id: string | null; error: { code: z.infer<typeof SyncErrorCodeSchema>; message: string }; since: Date }>`
@@ -402,9 +402,26 @@ export const syncOperationRoutes: ApiRoutes = (app, context) => {
     async (request, reply) => {
       const { id } = request.params;
       const operation = await visibleSyncOperation(context, request, id);
+      if ((await loadConnection(context.ledger.store, operation.request.connectionId)).status === 'disconnected') {
+        throw new ApiProblem('rule-violation', `connection ${operation.request.connectionId} is disconnected; its syncs are not retried`, { code: 'CONNECTION_DISCONNECTED' });
+      }
       const requestedBy = principalOf(request).userId;
       const next = retryOperationId(id, operation.request.attempt + 1);
       const queued = await loadOperation(context.ledger.store, next);
+      if (queued.status === 'completed' || queued.status === 'partial' || queued.status === 'failed') {
+        // Retried and run already: the same attempt is the answer, and nothing is queued again.
+        const times = (await sql<{ requested_at: Date; finished_at: Date | null }>`
+          SELECT requested_at, finished_at FROM sync_operations WHERE operation_id = ${next}`.execute(db)).rows[0];
+        return reply.code(202).send({
+          syncOperationId: next,
+          status: queued.status,
+          dataTypes: queued.request.dataTypes,
+          startedAt: instant(times?.requested_at ?? new Date())!,
+          estimatedCompletionTime: instant(times?.finished_at),
+          position: null,
+          retryOf: id,
+        });
+      }
       const dataTypes = queued.status !== 'absent' ? queued.request.dataTypes : retryRequest(operation, next, request.body.retryFailedOnly, requestedBy).dataTypes;
       const answer = await queueSync(context, request, reply, { connectionId: operation.request.connectionId, dataTypes, operationId: next, trigger: 'retry', force: operation.request.force }, () =>
         retrySync(context.sync, { operationId: id, failedOnly: request.body.retryFailedOnly, requestedBy }, { source: 'api' }),
