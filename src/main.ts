@@ -35,7 +35,7 @@ async function main(): Promise<void> {
 
   let server;
   try {
-    if (config.PLATFORM_SANDBOXES === 'on') fleet = await startSandboxFleet({ seed: config.SANDBOX_SEED, portBase: config.SANDBOX_PORT_BASE });
+    if (config.PLATFORM_SANDBOXES === 'on') fleet = await startSandboxFleet({ seed: config.SANDBOX_SEED, portBase: config.SANDBOX_PORT_BASE, redirectUri: apiSettings(config).oauthRedirectUri });
     // The sandboxes' actual URLs (their ports may have been picked freely), unless configured otherwise.
     const fromFleet: PlatformEndpoints = Object.fromEntries([...(fleet?.sandboxes ?? new Map())].map(([platform, sandbox]) => [platform, { baseUrl: sandbox.url }]));
     const services = createSyncServices(ledger, { ...fromFleet, ...platformEndpoints(config) });

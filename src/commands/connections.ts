@@ -60,3 +60,17 @@ export function changeConnectionSettings(
 ): Promise<CommandResult<unknown>> {
   return handleCommand(services.store, connectionDecider, connectionStreamId(input.connectionId), { kind: 'ChangeConnectionSettings', ...input }, { metadata });
 }
+
+/**
+ * Ends a connection: it syncs no more and its credentials leave the vault. With keepData the read
+ * models keep what it synced; without, its holdings leave them (the log keeps everything).
+ */
+export async function disconnectConnection(
+  services: ConnectionServices,
+  input: { connectionId: string; keepData: boolean; disconnectedBy: string },
+  metadata?: EventMetadata,
+): Promise<CommandResult<unknown>> {
+  const result = await handleCommand(services.store, connectionDecider, connectionStreamId(input.connectionId), { kind: 'DisconnectConnection', ...input }, { metadata });
+  await services.credentials.remove(input.connectionId);
+  return result;
+}

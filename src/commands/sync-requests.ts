@@ -5,7 +5,7 @@ import type { EventMetadata } from '../domain/events/metadata.ts';
 import type { DataType } from '../domain/platforms/records.ts';
 import type { SyncTriggerSchema } from '../domain/sync/events.ts';
 import { retryRequest, syncOperationDecider, syncOperationStreamId, type SyncOperationEvent, type SyncOperationState } from '../domain/sync/sync-operation.ts';
-import type { EventStore } from '../ports/event-store.ts';
+import type { EventStore, LogCursor } from '../ports/event-store.ts';
 import { handleCommand } from './command-handler.ts';
 import type { SyncServices } from './sync-services.ts';
 import type { z } from 'zod';
@@ -22,8 +22,12 @@ export interface SyncRequest {
   readonly operationId?: string;
 }
 
-/** Creates a sync operation (SyncRequested on its own stream); runSync carries it out. */
-export async function requestSync(services: Pick<SyncServices, 'store' | 'adapterFor'>, request: SyncRequest, metadata?: EventMetadata): Promise<{ operationId: string }> {
+/** Creates a sync operation (SyncRequested on its own stream); runSync carries it out. `lastCursor`: where it sits in the log (null when it existed already). */
+export async function requestSync(
+  services: Pick<SyncServices, 'store' | 'adapterFor'>,
+  request: SyncRequest,
+  metadata?: EventMetadata,
+): Promise<{ operationId: string; lastCursor: LogCursor | null }> {
   const connection = await loadConnection(services.store, request.connectionId);
   if (connection.status === 'absent') throw new DomainRuleViolation('CONNECTION_NOT_FOUND', `connection ${request.connectionId} does not exist`);
   if (connection.status === 'disconnected') throw new DomainRuleViolation('CONNECTION_DISCONNECTED', `connection ${request.connectionId} is disconnected`);
@@ -34,7 +38,7 @@ export async function requestSync(services: Pick<SyncServices, 'store' | 'adapte
     throw new DomainRuleViolation('DATA_TYPE_NOT_SUPPORTED', `${connection.platform} does not offer ${unsupported.join(', ')} (it offers ${offered.join(', ')})`);
   }
   const operationId = request.operationId ?? ulid();
-  await handleCommand(
+  const result = await handleCommand(
     services.store,
     syncOperationDecider,
     syncOperationStreamId(operationId),
@@ -50,7 +54,7 @@ export async function requestSync(services: Pick<SyncServices, 'store' | 'adapte
     },
     { metadata: { correlationId: operationId, actor: request.requestedBy, ...metadata } },
   );
-  return { operationId };
+  return { operationId, lastCursor: result.lastCursor };
 }
 
 /** The id of the operation that retries another: derived, so that asking twice gives one retry. */
@@ -63,19 +67,20 @@ export const retryOperationId = (operationId: string, attempt: number) => `${ope
 export async function retrySync(
   services: Pick<SyncServices, 'store'>,
   input: { operationId: string; failedOnly: boolean; requestedBy: string },
-): Promise<{ operationId: string }> {
+  extraMetadata?: EventMetadata,
+): Promise<{ operationId: string; lastCursor: LogCursor | null }> {
   const state = await loadOperation(services.store, input.operationId);
   if (state.status === 'absent') throw new DomainRuleViolation('SYNC_NOT_FOUND', `sync ${input.operationId} does not exist`);
   const next = retryOperationId(input.operationId, state.request.attempt + 1);
-  const metadata = { correlationId: state.request.operationId, causationId: input.operationId, actor: input.requestedBy };
-  await handleCommand(services.store, syncOperationDecider, syncOperationStreamId(input.operationId), {
+  const metadata = { correlationId: state.request.operationId, causationId: input.operationId, actor: input.requestedBy, ...extraMetadata };
+  const retried = await handleCommand(services.store, syncOperationDecider, syncOperationStreamId(input.operationId), {
     kind: 'RetrySync',
     operationId: input.operationId,
     retryOperationId: next,
     failedOnly: input.failedOnly,
   }, { metadata });
-  await handleCommand(services.store, syncOperationDecider, syncOperationStreamId(next), retryRequest(state, next, input.failedOnly, input.requestedBy), { metadata });
-  return { operationId: next };
+  const requested = await handleCommand(services.store, syncOperationDecider, syncOperationStreamId(next), retryRequest(state, next, input.failedOnly, input.requestedBy), { metadata });
+  return { operationId: next, lastCursor: requested.lastCursor ?? retried.lastCursor };
 }
 
 export async function loadConnection(store: EventStore, connectionId: string): Promise<ConnectionState> {

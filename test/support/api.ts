@@ -65,7 +65,8 @@ export async function startApi(options: ApiHarnessOptions = {}): Promise<ApiHarn
   const logger = createLogger(process.env.DEBUG_API ? 'debug' : 'silent');
   const auth = await openTokenAuthority(config);
   const ledger = await openLedger(config, logger);
-  const fleet = await startSandboxFleet({ seed: 'api', portBase: 0 });
+  const settings = apiSettings(config);
+  const fleet = await startSandboxFleet({ seed: 'api', portBase: 0, redirectUri: settings.oauthRedirectUri });
   const services = createSyncServices(
     ledger,
     Object.fromEntries([...fleet.sandboxes].map(([platform, sandbox]) => [platform, { baseUrl: sandbox.url, retry: { maxAttempts: 3, initialDelayMs: 20, maxDelayMs: 200 } }])),
@@ -73,7 +74,7 @@ export async function startApi(options: ApiHarnessOptions = {}): Promise<ApiHarn
   const queue = new SyncQueue(ledger.database.pool, services);
   const worker = ledger.startWorker();
   const syncWorker: SyncWorker | null = options.syncWorker === false ? null : queue.startWorker({ logger, pollMs: 50 });
-  const app: FastifyInstance = await buildServer(ledger, logger, { maxLagEvents: 10_000, worker, api: { ledger, sync: services, queue, auth, settings: apiSettings(config) } });
+  const app: FastifyInstance = await buildServer(ledger, logger, { maxLagEvents: 10_000, worker, api: { ledger, sync: services, queue, auth, settings } });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const address = app.server.address();
   const baseUrl = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;

@@ -13,7 +13,8 @@ export function sandboxPort(portBase: number, platform: Platform): number {
   return portBase === 0 ? 0 : portBase + platformModules.findIndex((module) => module.platform === platform) + 1;
 }
 
-export async function startSandboxFleet(options: { seed: string; portBase: number }): Promise<SandboxFleet> {
+/** `redirectUri`: where the service's users come back after consent, registered with every OAuth sandbox. */
+export async function startSandboxFleet(options: { seed: string; portBase: number; redirectUri?: string }): Promise<SandboxFleet> {
   const sandboxes = new Map<Platform, RunningSandbox>();
   const close = async () => {
     await Promise.all([...sandboxes.values()].map((sandbox) => sandbox.close()));
@@ -21,7 +22,12 @@ export async function startSandboxFleet(options: { seed: string; portBase: numbe
   try {
     for (const module of platformModules) {
       const port = sandboxPort(options.portBase, module.platform);
-      sandboxes.set(module.platform, await module.startSandbox({ seed: `${options.seed}-${module.platform}`, port, autoApprove: true }));
+      sandboxes.set(module.platform, await module.startSandbox({
+          seed: `${options.seed}-${module.platform}`,
+          port,
+          autoApprove: true,
+          ...(options.redirectUri ? { redirectUris: [options.redirectUri] } : {}),
+        }),);
     }
   } catch (error) {
     await close();

@@ -29,7 +29,8 @@ export class PostgresCredentialStore implements CredentialStore {
 
   constructor(
     private readonly pool: pg.Pool,
-    private readonly vault: CredentialVault,
+    /** Also seals the API's short-lived secrets at rest (the PKCE verifiers of connections being made). */
+    readonly vault: CredentialVault,
   ) {}
 
   /** The key new and re-encrypted credentials are sealed under. */

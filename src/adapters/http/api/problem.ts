@@ -75,7 +75,9 @@ function problemOf(error: unknown, request: FastifyRequest): { problem: Problem;
     return { problem: make(error.type, error.message, { ...(error.extensions.code ? { code: error.extensions.code } : {}), ...(error.extensions.errors ? { errors: error.extensions.errors } : {}) }), headers: error.extensions.headers ?? {} };
   }
   if (hasZodFastifySchemaValidationErrors(error)) {
-    const part = (error as FastifyError).validationContext ?? 'body';
+    // Fastify calls the query string "querystring"; the API names its fields query.x, as clients write them.
+    const context = (error as FastifyError).validationContext ?? 'body';
+    const part = context === 'querystring' ? 'query' : context;
     const errors = error.validation.flatMap((issue) => {
       const field = [part, ...issue.instancePath.split('/').filter(Boolean)].join('.');
       // An unknown key is the fault of that key, so it is named rather than its parent.

@@ -44,13 +44,15 @@ export interface StartSandboxOptions {
     readonly defaultOwnerId?: string;
   };
   readonly autoApprove?: boolean;
+  /** Redirect URIs every OAuth client is registered with beside its own (the service's, whose users connect here). */
+  readonly redirectUris?: readonly string[];
   readonly rateLimitScale?: number;
   /** Clock for token and code expiry (epoch ms). */
   readonly now?: () => number;
 }
 
 /** What a caller sets on any platform's sandbox; the platform's start function adds the rest. */
-export type PlatformSandboxOptions = Pick<StartSandboxOptions, 'seed' | 'port' | 'asOf' | 'autoApprove' | 'rateLimitScale' | 'now'>;
+export type PlatformSandboxOptions = Pick<StartSandboxOptions, 'seed' | 'port' | 'asOf' | 'autoApprove' | 'redirectUris' | 'rateLimitScale' | 'now'>;
 
 export interface RunningSandbox {
   /** Base URL without a trailing slash, e.g. http://127.0.0.1:40123 */
@@ -72,7 +74,13 @@ export async function startSandbox(plugin: SandboxPlugin, options: StartSandboxO
   const oauth =
     options.oauth === undefined
       ? undefined
-      : new OAuthServer({ ...options.oauth, tokens, autoApprove: options.autoApprove ?? false, ...(options.now === undefined ? {} : { now: options.now }) });
+      : new OAuthServer({
+          ...options.oauth,
+          clients: options.oauth.clients.map((client) => ({ ...client, redirectUris: [...client.redirectUris, ...(options.redirectUris ?? [])] })),
+          tokens,
+          autoApprove: options.autoApprove ?? false,
+          ...(options.now === undefined ? {} : { now: options.now }),
+        });
   const app = Fastify({ logger: false, bodyLimit: 10 * 1_048_576 });
   await app.register(formbody);
   app.addHook('onRequest', faults.onRequest(options.dialect));
