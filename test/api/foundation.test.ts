@@ -70,6 +70,9 @@ describe('commands', () => {
     expect(again.status).toBe(201);
     expect(again.body).toEqual(first.body);
     expect(again.headers.get('idempotency-replayed')).toBe('true');
+    // The stored answer is encrypted: answers can carry secrets (a connect session's token).
+    const stored = await api.database.pool.query<{ response_body: string }>("SELECT response_body FROM idempotency_keys WHERE idempotency_key = 'create-retirement-1'");
+    expect(stored.rows[0]!.response_body).not.toContain(first.body.portfolioId);
     expect(await api.head()).toBe(head);
     const different = await api.request('POST', '/api/v1/portfolios', { token, headers, body: { name: 'Twice', baseCurrency: 'USD' } });
     expect(different.status).toBe(422);

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type pg from 'pg';
 import { canonicalJson } from '../../../domain/events/hash-chain.ts';
+import type { CredentialVault } from '../../crypto/credential-vault.ts';
 import { ApiProblem } from './problem.ts';
 
 export const IDEMPOTENCY_HEADER = 'idempotency-key';
@@ -25,8 +26,11 @@ declare module 'fastify' {
  * (per user) and its answer is stored; a repeat with the same method, path and body gets that
  * answer back (marked Idempotency-Replayed) without running the handler; the same key with a
  * different request is refused. A 5xx answer releases the key, so the client may try again.
+ * Answers are stored encrypted under the credential vault's keys.
  */
-export function useIdempotencyKeys(app: FastifyInstance, pool: pg.Pool, userOf: (request: FastifyRequest) => string): void {
+export function useIdempotencyKeys(app: FastifyInstance, pool: pg.Pool, vault: CredentialVault, userOf: (request: FastifyRequest) => string): void {
+  // Stored answers may carry secrets (a connect session's token): they are kept encrypted, bound to their user and key.
+  const context = (user: string, key: string) => `idempotency:${user}:${key}`;
   app.decorateRequest('idempotencyKey', null);
 
   app.addHook('preHandler', async (request, reply) => {
@@ -72,7 +76,7 @@ export function useIdempotencyKeys(app: FastifyInstance, pool: pg.Pool, userOf: 
       .header(REPLAYED_HEADER, 'true')
       .type(first.content_type ?? 'application/json')
       .serializer((payload: unknown) => payload as string)
-      .send(first.response_body ?? '');
+      .send(first.response_body === null ? '' : vault.decrypt(first.response_body, context(user, header)));
   });
 
   app.addHook('onSend', async (request, reply, payload) => {
@@ -88,7 +92,7 @@ export function useIdempotencyKeys(app: FastifyInstance, pool: pg.Pool, userOf: 
         key,
         reply.statusCode,
         String(reply.getHeader('content-type') ?? 'application/json'),
-        typeof payload === 'string' ? payload : String(payload ?? ''),
+        vault.encrypt(typeof payload === 'string' ? payload : String(payload ?? ''), context(user, key)),
       ]);
     }
     return payload;

@@ -71,7 +71,7 @@ export async function registerApi(app: FastifyInstance, context: ApiContext, gro
             headers: { 'retry-after': String(Math.ceil(limit.ttl / 1000)) },
           }),
       });
-      useIdempotencyKeys(api, context.ledger.database.pool, (request) => principalOf(request).userId);
+      useIdempotencyKeys(api, context.ledger.database.pool, context.ledger.credentials.vault, (request) => principalOf(request).userId);
       api.addHook('preHandler', async (request) => {
         const header = request.headers[MIN_POSITION_HEADER];
         if (request.method !== 'GET' || header === undefined) return;
