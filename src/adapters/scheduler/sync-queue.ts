@@ -113,6 +113,8 @@ export class SyncQueue {
     const client = await this.pool.connect();
     try {
       await client.query('BEGIN');
+      // Under the claims' lock: a claim locks an operation's rows in its own order, which could deadlock with ours.
+      await client.query('SELECT pg_advisory_xact_lock($1)', [CLAIM_LOCK]);
       // A connection never scheduled (made outside the API) gets its rows here, locked with the others.
       await this.schedule(connectionId, dataTypes, client);
       const rows = await client.query<{ data_type: DataType; running: boolean; operation_id: string | null }>(
