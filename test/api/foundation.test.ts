@@ -60,6 +60,16 @@ describe('commands', () => {
     expect(await api.head()).toBe(before);
   });
 
+  it('answers an over-long id and an unknown route as problems, not router errors', async () => {
+    const token = await api.token('alice');
+    const long = await api.request('GET', `/api/v1/portfolio-connections/${'a'.repeat(250)}`, { token });
+    expect(long.status).toBe(400);
+    expect(long.body.errors).toEqual([{ field: 'params.id', message: expect.stringContaining('200') }]);
+    const unknown = await api.request('GET', '/api/v1/nothing-here', { token });
+    expect(unknown.status).toBe(404);
+    expect(unknown.headers.get('content-type')).toContain('application/problem+json');
+  });
+
   it('replays the first answer to a repeated Idempotency-Key and starts nothing new', async () => {
     const token = await api.token('bob');
     const headers = { 'idempotency-key': 'create-retirement-1' };

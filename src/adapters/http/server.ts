@@ -7,6 +7,7 @@ import { pendingMigrations } from '../postgres/migrator.ts';
 import type { ProjectionWorker } from '../postgres/projection-worker.ts';
 import type { ApiContext } from './api/context.ts';
 import { registerApi } from './api/plugin.ts';
+import { sendProblem } from './api/problem.ts';
 import { apiRouteGroups } from './api/routes/index.ts';
 import { webhookRoutes, type WebhookDependencies } from './webhooks.ts';
 
@@ -23,7 +24,14 @@ export interface ServerOptions {
 }
 
 export async function buildServer(ledger: Ledger, logger: Logger, options: ServerOptions) {
-  const app = Fastify({ loggerInstance: logger as FastifyBaseLogger, bodyLimit: 1_048_576, genReqId: () => ulid() });
+  const app = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    bodyLimit: 1_048_576,
+    genReqId: () => ulid(),
+    // Ids are checked by each route's schema (which names the field); the router only stops absurd lengths.
+    maxParamLength: 1000,
+    frameworkErrors: (error, _request, reply) => void sendProblem(reply, error),
+  });
   await registerApi(app, options.api, apiRouteGroups);
 
   app.get('/healthz', { schema: { tags: ['health'], summary: 'The process is up', security: [], response: { 200: z.object({ status: z.literal('ok') }) } } }, async () => ({

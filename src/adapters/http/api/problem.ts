@@ -101,6 +101,8 @@ function problemOf(error: unknown, request: FastifyRequest): { problem: Problem;
     case 400:
       // Fastify's own refusals of the body itself (malformed JSON, empty body with a JSON type).
       return { problem: make('validation', fastifyError.message, { errors: [{ field: 'body', message: fastifyError.message ?? 'is not valid JSON' }] }), headers: {} };
+    case 414:
+      return { problem: make('validation', fastifyError.message, { errors: [{ field: 'path', message: 'is too long' }] }), headers: {} };
     case 413:
       return { problem: make('payload-too-large', fastifyError.message), headers: {} };
     case 415:
